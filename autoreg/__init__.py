@@ -1,0 +1,30 @@
+"""autoreg: automatic regularization selection with a Pareto front of error, sparsity and size.
+
+``import autoreg`` stays light: optuna, scikit-learn and mlflow load when a search runs.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .errors import AutoRegError, DataError, ExportFormatError, PluginError, StudyError, UsageError
+from .export import load
+from .hookspecs import hookimpl
+from .technique import Choice, Float, Int, LinearContext, Technique
+
+__all__ = [
+    "__version__", "search", "load", "SearchResult", "Technique", "Float", "Int", "Choice",
+    "LinearContext", "hookimpl", "AutoRegError", "DataError", "UsageError", "PluginError",
+    "StudyError", "ExportFormatError",
+]
+
+
+def __getattr__(name):
+    if name == "search":
+        from .search import search
+
+        return search
+    if name == "SearchResult":
+        from .result import SearchResult
+
+        return SearchResult
+    raise AttributeError(f"module 'autoreg' has no attribute {name!r}")

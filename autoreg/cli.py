@@ -1,0 +1,322 @@
+"""The ``autoreg`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import warnings
+
+import click
+
+from ._version import __version__
+from .errors import AutoRegError
+
+SEARCH_DEFAULTS = {"trials": 100}
+
+
+def _split(value: str | None):
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _quiet_libraries() -> None:
+    for name in ("mlflow", "alembic", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="autoreg")
+@click.option("--disable-plugin", "disable", multiple=True, metavar="NAME",
+              help="Do not load this plugin (repeatable). Also: AUTOREG_DISABLE_PLUGINS=a,b.")
+@click.option("--plugin", "modules", multiple=True, metavar="MODULE",
+              help="Also load a plugin from this importable module (repeatable).")
+@click.pass_context
+def cli(ctx, disable, modules):
+    """autoreg: search regularization recipes and review the Pareto front of error, sparsity
+    and model size."""
+    ctx.obj = {"disable": disable, "modules": modules}
+    _quiet_libraries()
+
+
+@cli.command()
+@click.argument("data", required=False)
+@click.option("--target", help="Target column of a CSV/Parquet file.")
+@click.option("--task", default="auto", show_default=True,
+              type=click.Choice(["auto", "regression", "classification", "binary", "multiclass"]))
+@click.option("--techniques", help="Comma-separated techniques to search (default: all, plus "
+              "'none', the unpenalized baseline).")
+@click.option("--family", "families", help="Comma-separated model families (default: all).")
+@click.option("--objectives", default="error,sparsity,size", show_default=True,
+              help="Comma-separated objectives: error, sparsity, size.")
+@click.option("--metric", help="Error metric: rmse, log_loss, or a scikit-learn scorer name.")
+@click.option("--validation", default="auto", show_default=True,
+              help="'auto', 'holdout' or a number of cross-validation folds.")
+@click.option("--test-size", default=0.2, show_default=True, type=float,
+              help="Fraction of rows held out as the test split.")
+@click.option("--trials", default=SEARCH_DEFAULTS["trials"], show_default=True, type=int,
+              help="Total trials of the study (a resumed study runs only the rest).")
+@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option("--sampler", default="tpe", show_default=True,
+              type=click.Choice(["tpe", "nsga2", "random"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--storage", help="Optuna storage URL or journal file "
+              "(default: .autoreg/studies.journal, or $AUTOREG_HOME).")
+@click.option("--study", "study_name", help="Study name; an existing study is resumed.")
+@click.option("--artifacts", help="Folder for trial model files (default: .autoreg/artifacts).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own default).")
+@click.option("--experiment", help="MLflow experiment name (default: autoreg).")
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--max-size", type=int, help="Constraint: model file at most this many bytes.")
+@click.option("--min-sparsity", type=float, help="Constraint: at least this fraction of zeros.")
+@click.option("--max-error", type=float, help="Constraint: validation error at most this.")
+@click.option("--pick", "rule", default="within", show_default=True,
+              type=click.Choice(["within", "1se", "knee"]), help="Rule that picks one model.")
+@click.option("--tolerance", default=0.01, show_default=True, type=float,
+              help="Relative error tolerance of the 'within' rule.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, nothing else.")
+@click.pass_obj
+def search(obj, data, target, task, techniques, families, objectives, metric, validation,
+           test_size, trials, timeout, sampler, seed, storage, study_name, artifacts,
+           tracking_uri, experiment, no_mlflow, jobs, max_size, min_sparsity, max_error, rule,
+           tolerance, as_json):
+    """Search regularization recipes on DATA: a CSV/Parquet path or a built-in dataset
+    (diabetes, breast_cancer, digits, wine, iris, synthetic_sparse, sparse_csr).
+    Without DATA, searches the built-in demo (diabetes)."""
+    from .search import search as run_search
+    from .tracking import TrackingError, run_location
+
+    kwargs = dict(target=target, task=task, techniques=_split(techniques),
+                  families=_split(families), objectives=_split(objectives), metric=metric,
+                  validation=validation, n_trials=trials, timeout=timeout, storage=storage,
+                  study_name=study_name, tracking_uri=tracking_uri, experiment=experiment,
+                  n_jobs=jobs, seed=seed, sampler=sampler, test_size=test_size,
+                  max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
+                  disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
+                  progress=not as_json and sys.stderr.isatty())
+    tracking_problem = None
+    try:
+        result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
+    except TrackingError as exc:
+        raise
+    pick = result.pick(rule, tolerance=tolerance)
+    if as_json:
+        click.echo(json.dumps(_result_json(result, pick, storage, tracking_uri), indent=2))
+        return
+    _print_front(result, pick, rule)
+    click.echo(f"\nstudy: {result.study_name} ({len(result.trials)} trials, "
+               f"{len(result.failed)} failed) in {_storage_label(storage)}")
+    if len(result.failed):
+        for reason, n in result.failed["reason"].value_counts().head(3).items():
+            click.echo(f"  failed {n}x: {reason}")
+    click.echo(f"resume or extend: autoreg search ... --study {result.study_name}"
+               + (f" --storage {_storage_label(storage)}" if storage else ""))
+    if result.mlflow_run_id:
+        click.echo(run_location(result.mlflow_run_id, tracking_uri))
+    elif tracking_problem:
+        click.echo(tracking_problem)
+    if result.interrupted:
+        sys.exit(130)
+
+
+def _storage_label(storage) -> str:
+    from .storage import default_storage, redact
+
+    return redact(storage) if storage else default_storage()
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def _front_rows(result, pick_trial):
+    rows = []
+    for _, row in result.front.iterrows():
+        item = {k: _jsonable(v) for k, v in row.items() if k not in ("feasible", "pareto")}
+        item = {k: v for k, v in item.items() if not ("." in k and v is None)}
+        item["pick"] = int(row["trial"]) == pick_trial
+        rows.append(item)
+    return rows
+
+
+def _result_json(result, pick, storage, tracking_uri) -> dict:
+    from .storage import redact
+
+    pick_trial = int(pick["trial"])
+    return {
+        "study": result.study_name,
+        "storage": _storage_label(storage),
+        "mlflow_run_id": result.mlflow_run_id,
+        "tracking_uri": redact(tracking_uri),
+        "n_trials": int(len(result.trials) + len(result.failed)),
+        "n_failed": int(len(result.failed)),
+        "objectives": list(result.objectives),
+        "pick": pick_trial,
+        "front": _front_rows(result, pick_trial),
+    }
+
+
+def _print_front(result, pick, rule) -> None:
+    front = result.front.copy()
+    params = [c for c in front.columns if "." in c]
+    front[params] = front[params].astype(object).where(front[params].notna(), "")
+    pick_trial = int(pick["trial"])
+    front.insert(0, "pick", ["*" if t == pick_trial else "" for t in front["trial"]])
+    cols = ["pick", "trial", "recipe", *params, "error", "sparsity", "size_bytes",
+            "n_features_used", "test_error"]
+    fmt = {"error": "{:.5g}".format, "test_error": "{:.5g}".format,
+           "sparsity": "{:.3f}".format}
+    for p in params:
+        fmt[p] = lambda v: v if v == "" else f"{v:.4g}" if isinstance(v, float) else str(v)
+    click.echo(f"Pareto front ({len(front)} of {len(result.trials)} trials; "
+               f"error = {result.settings.get('metric')} on validation, test_error on the "
+               f"held-out test split)")
+    click.echo(front[cols].to_string(index=False, formatters=fmt))
+    click.echo(f"* pick ({rule}): trial {pick_trial}, {pick['recipe']}, "
+               f"error {pick['error']:.5g}, sparsity {pick['sparsity']:.3f}, "
+               f"{int(pick['size_bytes'])} bytes")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def plugins(obj, as_json):
+    """List technique plugins: name, stage, families, search space, distribution."""
+    from .registry import load_techniques
+
+    found = load_techniques(disable=obj["disable"], modules=obj["modules"])
+    rows = []
+    for name, reg in found.items():
+        tech = reg.technique
+        spaces = {}
+        for fam in tech.families:
+            task = tech.tasks[0]
+            spaces[fam] = {p: s.as_dict() for p, s in tech.search_space(fam, task).items()}
+        rows.append({"name": name, "stage": tech.stage, "families": list(tech.families),
+                     "tasks": list(tech.tasks), "search_space": spaces,
+                     "plugin": reg.plugin, "distribution": reg.distribution,
+                     "version": reg.version, "description": tech.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  [{row['stage']}]  families: {', '.join(row['families'])}  "
+                   f"tasks: {', '.join(row['tasks'])}  from {row['distribution']} "
+                   f"{row['version']}")
+        tech = found[row["name"]].technique
+        for fam in tech.families:
+            for p, spec in tech.search_space(fam, tech.tasks[0]).items():
+                click.echo(f"    {fam}: {p}: {spec.describe()}")
+        if row["description"]:
+            click.echo(f"    {row['description']}")
+
+
+def _open_result(study_name, storage, artifacts):
+    import optuna
+
+    from .errors import StudyError
+    from .result import SearchResult
+    from .storage import ModelStore, open_storage
+
+    store = open_storage(storage)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+        hint = f"; studies here: {', '.join(names[-5:])}" if names else ""
+        raise StudyError(f"no study named {study_name!r} in {_storage_label(storage)}"
+                         f"{hint}") from None
+    root = artifacts or study.user_attrs.get("autoreg.artifacts")
+    result = SearchResult(study, store=store, models=ModelStore(root) if root else None,
+                          storage_url=storage)
+    if result.trials.empty:
+        raise StudyError(f"study {study_name!r} has no completed trials")
+    return result
+
+
+@cli.command()
+@click.argument("study")
+@click.option("--storage", help="Optuna storage URL or journal file.")
+@click.option("--pick", "rule", default="within", show_default=True,
+              type=click.Choice(["within", "1se", "knee"]))
+@click.option("--tolerance", default=0.01, show_default=True, type=float)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def front(study, storage, rule, tolerance, as_json):
+    """Show the Pareto front of STUDY."""
+    result = _open_result(study, storage, None)
+    pick = result.pick(rule, tolerance=tolerance)
+    if as_json:
+        click.echo(json.dumps(_result_json(result, pick, storage, None), indent=2))
+    else:
+        _print_front(result, pick, rule)
+
+
+@cli.command()
+@click.argument("study")
+@click.option("--trial", type=int, help="Trial number (default: the pick).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write.")
+@click.option("--storage", help="Optuna storage URL or journal file.")
+@click.option("--artifacts", help="Folder of trial model files, if not where the study says.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def export(study, trial, output, storage, artifacts, as_json):
+    """Write a trial's model of STUDY in the compact format (load with autoreg.load)."""
+    result = _open_result(study, storage, artifacts)
+    if trial is None:
+        trial = int(result.pick()["trial"])
+    data = result.model_bytes(trial)
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise AutoRegError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if as_json:
+        click.echo(json.dumps({"study": study, "trial": trial, "path": output,
+                               "size_bytes": len(data)}))
+    else:
+        click.echo(f"wrote trial {trial} of {study} to {output} ({len(data)} bytes)")
+
+
+def main(argv=None) -> None:
+    """Entry point: every expected failure becomes one line on stderr and an exit code."""
+    debug = bool(os.environ.get("AUTOREG_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="autoreg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("autoreg: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("autoreg: interrupted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see autoreg {exc.ctx.info_name} --help)" if exc.ctx else ""
+        click.echo(f"autoreg: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"autoreg: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except AutoRegError as exc:
+        if debug:
+            raise
+        click.echo(f"autoreg: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or an environment fault: still one line unless debugging
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()
+        click.echo(f"autoreg: internal error: {type(exc).__name__}: "
+                   f"{text[0] if text else ''} (set AUTOREG_DEBUG=1 for details)", err=True)
+        sys.exit(1)

@@ -1,0 +1,223 @@
+"""Turning what a user hands us into one :class:`Dataset`: raw features, target, task."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import datasets
+from .errors import DataError, UsageError
+
+TASK_CHOICES = ("auto", "regression", "classification", "binary", "multiclass")
+
+
+@dataclass
+class Dataset:
+    """Raw features (DataFrame, dense array or CSR matrix), target and task of one search."""
+
+    X: pd.DataFrame | np.ndarray | sp.csr_matrix
+    y: np.ndarray
+    task: str
+    name: str
+    classes: np.ndarray | None = None
+    digest: str = field(default="", repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_columns(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def is_sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    def rows(self, idx: np.ndarray):
+        if isinstance(self.X, pd.DataFrame):
+            return self.X.iloc[idx]
+        return self.X[idx]
+
+
+def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Dataset:
+    """Read ``data`` (DataFrame, array, sparse matrix, CSV/Parquet path or built-in name)."""
+    if task not in TASK_CHOICES:
+        raise UsageError(f"unknown task {task!r}; use one of {', '.join(TASK_CHOICES)}")
+    name = "array"
+    if data is None:
+        data = datasets.DEMO
+    if isinstance(data, (str, os.PathLike)):
+        data, y_from, name = _read_named(data, target)
+        if y_from is not None:
+            if y is not None:
+                raise UsageError("y was given twice: by the dataset and by the y argument")
+            y = y_from
+    if isinstance(data, pd.DataFrame):
+        if name == "array":
+            name = "dataframe"
+        if target is not None:
+            if target not in data.columns:
+                raise DataError(f"target column {target!r} not found; columns are "
+                                f"{_preview(data.columns)}")
+            if y is not None:
+                raise UsageError("give either target= or y, not both")
+            y = data[target]
+            data = data.drop(columns=[target])
+        data = data.copy()
+        data.columns = [str(c) for c in data.columns]
+        if data.columns.duplicated().any():
+            raise DataError("column names must be unique")
+        X = data
+    elif sp.issparse(data):
+        X = sp.csr_matrix(data) if data.format != "csr" else data
+        if not np.issubdtype(X.dtype, np.number):
+            raise DataError("a sparse matrix must be numeric")
+        if X.dtype != np.float64:
+            X = X.astype(np.float64)
+        if not np.isfinite(X.data).all():
+            raise DataError("the sparse matrix holds NaN or infinite values; impute them first")
+        name = "sparse" if name == "array" else name
+    else:
+        if target is not None:
+            raise UsageError("target= names a column of a DataFrame, CSV or Parquet file")
+        try:
+            X = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            X = pd.DataFrame(np.asarray(data, dtype=object))
+            X.columns = [str(c) for c in X.columns]
+        if isinstance(X, np.ndarray):
+            if X.ndim == 1:
+                X = X.reshape(-1, 1)
+            if X.ndim != 2:
+                raise DataError(f"X must be 2-dimensional, got shape {X.shape}")
+            if np.isinf(X).any():
+                raise DataError("X holds infinite values")
+    if y is None:
+        raise UsageError("no target: pass y, or target= naming a column")
+    y = _as_target(y)
+    if len(y) != X.shape[0]:
+        raise DataError(f"X has {X.shape[0]} rows but y has {len(y)}")
+    if X.shape[0] < 2:
+        raise DataError(f"need at least 2 rows of data, got {X.shape[0]}")
+    if X.shape[1] < 1:
+        raise DataError("the data has no feature columns")
+    resolved, classes = detect_task(y, task)
+    if resolved == "regression":
+        y = _regression_target(y)
+    return Dataset(X=X, y=y, task=resolved, name=name, classes=classes, digest=_digest(X, y))
+
+
+def _read_named(ref, target):
+    text = os.fspath(ref)
+    path = Path(text)
+    if not path.suffix and text in datasets.BUILTIN and not path.exists():
+        X, y = datasets.BUILTIN[text]()
+        if target is not None:
+            raise UsageError(f"built-in dataset {text!r} brings its own target; drop --target")
+        return X, y, text
+    suffix = path.suffix.lower()
+    if not path.exists():
+        if not path.suffix:
+            raise DataError(f"no file and no built-in dataset named {text!r}; built-ins are "
+                            f"{', '.join(sorted(datasets.BUILTIN))}")
+        raise DataError(f"file not found: {text}")
+    if path.is_dir():
+        raise DataError(f"{text} is a directory, not a CSV or Parquet file")
+    try:
+        if suffix in (".csv", ".tsv", ".txt") or suffix == ".gz" and ".csv" in path.suffixes:
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        elif suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"cannot read {text}: use a .csv or .parquet file")
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{text} is empty") from None
+    except Exception as exc:  # parsers raise many types; the user needs the file and the reason
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {text}: {reason}") from None
+    if target is None:
+        raise UsageError(f"name the target column of {path.name} with --target "
+                         f"(columns: {_preview(df.columns)})")
+    return df, None, path.stem
+
+
+def _preview(cols) -> str:
+    cols = [str(c) for c in cols]
+    return ", ".join(cols[:8]) + (f", ... ({len(cols)} in all)" if len(cols) > 8 else "")
+
+
+def _as_target(y) -> np.ndarray:
+    if isinstance(y, (pd.Series, pd.Index)):
+        y = y.to_numpy()
+    elif isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise DataError("y must be one column")
+        y = y.iloc[:, 0].to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise DataError(f"y must be 1-dimensional, got shape {y.shape}")
+    if y.dtype == object or pd.api.types.is_string_dtype(y.dtype):
+        missing = pd.isna(y)
+    elif np.issubdtype(y.dtype, np.number):
+        if np.isinf(y).any():
+            raise DataError("the target holds infinite values")
+        missing = np.isnan(y) if np.issubdtype(y.dtype, np.floating) else np.zeros(len(y), bool)
+    else:
+        missing = pd.isna(y)
+    if missing.any():
+        raise DataError(f"the target has {int(missing.sum())} missing values; drop those rows")
+    return y
+
+
+def _regression_target(y: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("task is regression but the target is not numeric") from None
+
+
+def detect_task(y: np.ndarray, task: str = "auto") -> tuple[str, np.ndarray | None]:
+    """Regression, binary or multiclass; ``task`` overrides what the target suggests."""
+    numeric = np.issubdtype(y.dtype, np.number) or y.dtype == bool
+    if task == "regression":
+        return "regression", None
+    classes = np.unique(y) if (numeric or y.dtype != object) else np.unique(y.astype(str))
+    if task == "auto":
+        integral = numeric and (y.dtype == bool or np.all(np.mod(y, 1) == 0))
+        if not numeric or (integral and len(classes) <= 20) or len(classes) == 2:
+            task = "classification"
+        else:
+            return "regression", None
+    if len(classes) < 2:
+        raise DataError(f"the target has a single class ({classes[0]!r}); "
+                        "classification needs at least two")
+    kind = "binary" if len(classes) == 2 else "multiclass"
+    if task in ("binary", "multiclass") and task != kind:
+        raise DataError(f"task {task!r} asked for, but the target has {len(classes)} classes")
+    return kind, classes
+
+
+def _digest(X, y) -> str:
+    h = hashlib.sha256()
+    h.update(str(X.shape).encode())
+    if sp.issparse(X):
+        for arr in (X.indptr, X.indices, X.data):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    elif isinstance(X, pd.DataFrame):
+        h.update(",".join(X.columns).encode())
+        h.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    else:
+        h.update(np.ascontiguousarray(X).tobytes())
+    h.update(pd.util.hash_array(np.asarray(y, dtype=object) if y.dtype == object else y).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,61 @@
+"""The ``linear`` family: linear regression and logistic regression from scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..technique import LinearContext
+
+
+class LinearFamily:
+    name = "linear"
+    #: What a technique of each stage must implement to act on this family.
+    needs = {"penalty": "linear_estimator"}
+
+    def context(self, X, y, task: str, n_classes: int, seed: int) -> LinearContext:
+        """Facts about the (preprocessed) training data that penalties scale by."""
+        n = X.shape[0]
+        if task == "regression":
+            r = y - y.mean()
+            alpha_max = float(np.max(np.abs(X.T @ r))) / n
+        else:
+            from sklearn.svm import l1_min_c
+
+            alpha_max = 1.0 / (l1_min_c(X, y, loss="log") * n)
+        return LinearContext(task=task, n_samples=n, n_features=X.shape[1], n_classes=n_classes,
+                             alpha_max=max(alpha_max, 1e-12), sparse=sp.issparse(X), seed=seed)
+
+    def estimator(self, penalty, ctx: LinearContext):
+        """The penalty's estimator, or the unpenalized baseline when ``penalty`` is None."""
+        if penalty is not None:
+            return penalty.linear_estimator(ctx)
+        if ctx.task == "regression":
+            from sklearn.linear_model import LinearRegression
+
+            return LinearRegression()
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=np.inf, max_iter=1000)
+
+    def fit(self, est, X, y, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fit and return ``coef`` (features x outputs) and ``intercept`` (outputs)."""
+        with warnings.catch_warnings():
+            # Convergence and deprecation chatter from solvers is not the user's to read
+            # per trial; the error objective shows a poorly converged model for what it is.
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        coef = np.asarray(est.coef_, dtype=np.float64)
+        coef = coef.reshape(1, -1) if coef.ndim == 1 else coef
+        intercept = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+        if len(intercept) == 1 and coef.shape[0] > 1:
+            intercept = np.repeat(intercept, coef.shape[0])
+        if coef.shape[0] != n_out:
+            raise ValueError(f"estimator gave {coef.shape[0]} outputs, expected {n_out}")
+        return coef.T, intercept
+
+    @staticmethod
+    def weights(coef: np.ndarray) -> list[np.ndarray]:
+        return [coef]

@@ -1,0 +1,124 @@
+"""Preprocessing fitted on training rows only: imputation, scaling, one-hot encoding.
+
+The fitted statistics stay readable (``fill``, ``mean``, ``scale``, ``categories``) because the
+compact export folds them into the model instead of shipping a transformer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import DataError
+
+MISSING = "<NA>"  # the category that stands for a missing value in a categorical column
+
+
+def categorical_columns(df: pd.DataFrame) -> list[str]:
+    cats = []
+    for col in df.columns:
+        dtype = df[col].dtype
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            raise DataError(f"column {col!r} holds dates or durations; convert it to numbers first")
+        cats.append(col)
+    return cats
+
+
+def categorical_values(series: pd.Series) -> np.ndarray:
+    """Category labels as strings, with missing values as their own label."""
+    values = series.astype(object)
+    missing = pd.isna(values).to_numpy()
+    out = values.astype(str).to_numpy(dtype=object)
+    out[missing] = MISSING
+    return out
+
+
+class Prep:
+    """Turns raw rows into the standardized float matrix the models are fitted on."""
+
+    def fit(self, X) -> Prep:
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        self.sparse_input = sp.issparse(X)
+        self.frame = isinstance(X, pd.DataFrame)
+        self.n_columns = X.shape[1]
+        self.names = list(X.columns) if self.frame else None
+        if self.sparse_input:
+            scaler = StandardScaler(with_mean=False).fit(X)
+            self.num_cols = np.arange(X.shape[1])
+            self.fill = np.zeros(X.shape[1])
+            self.mean = np.zeros(X.shape[1])
+            self.scale = scaler.scale_.copy()
+            self.cat_cols, self.categories = [], []
+            return self
+        if self.frame:
+            cat_names = categorical_columns(X)
+            self.cat_cols = [X.columns.get_loc(c) for c in cat_names]
+            self.num_cols = np.array([i for i in range(X.shape[1]) if i not in set(self.cat_cols)],
+                                     dtype=np.int64)
+            num = X.iloc[:, self.num_cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            self.cat_cols = []
+            self.num_cols = np.arange(X.shape[1])
+            num = np.asarray(X, dtype=np.float64)
+        if len(self.num_cols):
+            imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(num)
+            self.fill = imputer.statistics_.astype(np.float64)
+            scaler = StandardScaler().fit(_impute(num, self.fill))
+            self.mean, self.scale = scaler.mean_.copy(), scaler.scale_.copy()
+        else:
+            self.fill = self.mean = self.scale = np.zeros(0)
+        self.categories = []
+        if self.cat_cols:
+            enc = OneHotEncoder(handle_unknown="ignore")
+            enc.fit(np.column_stack([categorical_values(X.iloc[:, c]) for c in self.cat_cols]))
+            self.categories = [list(c) for c in enc.categories_]
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return len(self.num_cols) + sum(len(c) for c in self.categories)
+
+    def feature_columns(self) -> np.ndarray:
+        """For every output feature, the position of the input column it comes from."""
+        parts = [np.asarray(self.num_cols, dtype=np.int64)]
+        parts += [np.full(len(cats), col, dtype=np.int64)
+                  for col, cats in zip(self.cat_cols, self.categories)]
+        return np.concatenate(parts)
+
+    def transform(self, X):
+        if self.sparse_input:
+            out = sp.csr_matrix(X, dtype=np.float64, copy=True)
+            out.data /= self.scale[out.indices]
+            return out
+        if self.frame:
+            if not isinstance(X, pd.DataFrame):
+                X = pd.DataFrame(np.asarray(X, dtype=object), columns=self.names)
+            num = X.iloc[:, self.num_cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            num = np.asarray(X, dtype=np.float64)
+        dense = (_impute(num, self.fill) - self.mean) / self.scale
+        if not self.cat_cols:
+            return dense
+        blocks = [sp.csr_matrix(dense)]
+        for col, cats in zip(self.cat_cols, self.categories):
+            codes = pd.Categorical(categorical_values(X.iloc[:, col]), categories=cats).codes
+            rows = np.flatnonzero(codes >= 0)
+            blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),
+                                        shape=(len(codes), len(cats))))
+        out = sp.hstack(blocks, format="csr")
+        # One-hot columns keep the matrix sparse only where that pays off.
+        if out.nnz > 0.3 * out.shape[0] * out.shape[1]:
+            return out.toarray()
+        return out
+
+
+def _impute(num: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    mask = np.isnan(num)
+    if mask.any():
+        num = np.where(mask, fill, num)
+    return num

@@ -1,0 +1,413 @@
+"""The search: prepare data once, then let Optuna try recipes and measure each one."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from . import data as data_mod
+from ._version import __version__
+from .errors import AutoRegError, DataError, StudyError, UsageError
+from .families import FAMILIES
+from .model import LinearPredictor
+from .objectives import Metric, check_objectives, directions, sparsity
+from .prep import Prep
+from .registry import load_techniques
+from .result import SearchResult
+from .space import SearchSpace
+from .storage import ModelStore, open_storage, redact
+
+SAMPLERS = ("tpe", "nsga2", "random")
+AUTO_CV_MAX_ROWS = 10_000
+AUTO_CV_MAX_NNZ = 5_000_000
+DEFAULT_FOLDS = 5
+SETTINGS_ATTR = "autoreg.settings"
+
+
+@dataclass
+class Fold:
+    X_train: object
+    y_train: np.ndarray
+    X_val: object
+    y_val: np.ndarray
+
+
+@dataclass
+class Workspace:
+    """Everything prepared once per search: splits, fitted preprocessing, family contexts."""
+
+    dataset: data_mod.Dataset
+    y: np.ndarray  # target as fitted: floats, or class indices
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    folds: list[Fold]
+    validation: str
+    prep: Prep
+    X_full: object
+    contexts: dict = field(default_factory=dict)
+
+    @property
+    def y_full(self) -> np.ndarray:
+        return self.y[self.train_idx]
+
+    def test_rows(self):
+        return self.dataset.rows(self.test_idx), self.y[self.test_idx]
+
+
+def _encode_target(ds: data_mod.Dataset) -> np.ndarray:
+    if ds.task == "regression":
+        return ds.y.astype(np.float64)
+    y = ds.y.astype(str) if ds.y.dtype == object else ds.y
+    return np.searchsorted(ds.classes, y).astype(np.int64)
+
+
+def _check_validation(validation) -> str | int:
+    if isinstance(validation, str) and validation.isdigit():
+        validation = int(validation)
+    if isinstance(validation, bool) or not (validation in ("auto", "holdout")
+                                            or isinstance(validation, int)):
+        raise UsageError(f"validation must be 'auto', 'holdout' or a number of folds, "
+                         f"got {validation!r}")
+    if isinstance(validation, int) and validation < 2:
+        raise UsageError(f"cross-validation needs at least 2 folds, got {validation}")
+    return validation
+
+
+def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
+            seed: int = 0, families=("linear",)) -> Workspace:
+    """Split off the test rows, choose the validation scheme and fit preprocessing per fold."""
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    validation = _check_validation(validation)
+    if not 0 < test_size < 1:
+        raise UsageError(f"test_size must be between 0 and 1, got {test_size}")
+    y = _encode_target(ds)
+    classify = ds.task != "regression"
+    n = ds.n_rows
+    n_test = math.ceil(n * test_size)
+    if n - n_test < 4 or n_test < 1:
+        raise DataError(f"{n} rows are too few: autoreg needs at least 5 rows to hold out a "
+                        "test split and validate")
+    if classify:
+        counts = np.bincount(y, minlength=len(ds.classes))
+        if counts.min() < 2:
+            rare = ds.classes[int(np.argmin(counts))]
+            raise DataError(f"class {rare!r} has {counts.min()} row; every class needs at least "
+                            "2 rows to be split into training and test")
+    idx = np.arange(n)
+    train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed,
+                                           stratify=y if classify else None)
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    n_train = len(train_idx)
+    nnz = ds.X.nnz if ds.is_sparse else n * ds.n_columns
+    if validation == "auto":
+        small = n_train <= AUTO_CV_MAX_ROWS and nnz <= AUTO_CV_MAX_NNZ
+        validation = DEFAULT_FOLDS if small else "holdout"
+    y_train = y[train_idx]
+    if validation == "holdout":
+        tr, va = train_test_split(np.arange(n_train), test_size=0.2, random_state=seed,
+                                  stratify=y_train if classify else None)
+        splits = [(np.sort(tr), np.sort(va))]
+        scheme = "holdout"
+    else:
+        k = int(validation)
+        if n_train < 2 * k:
+            raise DataError(f"{n_train} training rows are too few for {k}-fold "
+                            "cross-validation; use fewer folds or more data")
+        if classify:
+            least = int(np.bincount(y_train).min())
+            if least < k:
+                rare = ds.classes[int(np.argmin(np.bincount(y_train)))]
+                raise DataError(f"class {rare!r} has {least} training rows, fewer than the {k} "
+                                f"folds; use --validation {max(least, 2)} or holdout")
+            cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        else:
+            cv = KFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = list(cv.split(np.zeros(n_train), y_train if classify else None))
+        scheme = f"{k}-fold"
+    X_train_raw = ds.rows(train_idx)
+    folds = []
+    for tr, va in splits:
+        rows_tr, rows_va = _take(X_train_raw, tr), _take(X_train_raw, va)
+        prep = Prep().fit(rows_tr)
+        folds.append(Fold(prep.transform(rows_tr), y_train[tr], prep.transform(rows_va),
+                          y_train[va]))
+    prep = Prep().fit(X_train_raw)
+    X_full = prep.transform(X_train_raw)
+    ws = Workspace(ds, y, train_idx, test_idx, folds, scheme, prep, X_full)
+    n_classes = 0 if ds.classes is None else len(ds.classes)
+    for fam in families:
+        ws.contexts[fam] = FAMILIES[fam].context(X_full, y_train, ds.task, n_classes, seed)
+    return ws
+
+
+def _take(X, idx):
+    import pandas as pd
+
+    return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
+
+
+def _sampler(name: str, seed: int):
+    import optuna
+
+    if name == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UsageError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
+
+
+def _study_key(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48]
+    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+class Objective:
+    """Fits and measures one recipe per trial."""
+
+    def __init__(self, ws: Workspace, space: SearchSpace, metric: Metric, objectives,
+                 models: ModelStore, study_key: str, constraints: dict):
+        self.ws, self.space, self.metric = ws, space, metric
+        self.objectives, self.models, self.study_key = objectives, models, study_key
+        self.constraints = constraints
+        ds = ws.dataset
+        self.n_out = 1 if ds.task in ("regression", "binary") else len(ds.classes)
+
+    def __call__(self, trial):
+        try:
+            return self._run(trial)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            trial.set_user_attr("fail_reason", reason[:500])
+            raise
+
+    def _run(self, trial):
+        ws = self.ws
+        recipe = self.space.sample(trial)
+        family = FAMILIES[recipe.family]
+        ctx = ws.contexts[recipe.family]
+        fit_seconds = 0.0
+        fold_errors = []
+        for fold in ws.folds:
+            fctx = dataclasses.replace(ctx, n_samples=fold.X_train.shape[0])
+            est = family.estimator(recipe.penalty, fctx)
+            t0 = time.perf_counter()
+            coef, intercept = family.fit(est, fold.X_train, fold.y_train, self.n_out)
+            fit_seconds += time.perf_counter() - t0
+            decision = fold.X_val @ coef + intercept
+            fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
+                                                else decision))
+        error = float(np.mean(fold_errors))
+        if not math.isfinite(error):
+            raise FloatingPointError("the validation error is not finite (the fit diverged)")
+        se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
+            if len(fold_errors) > 1 else float("nan")
+        est = family.estimator(recipe.penalty, ctx)
+        t0 = time.perf_counter()
+        coef, intercept = family.fit(est, ws.X_full, ws.y_full, self.n_out)
+        fit_seconds += time.perf_counter() - t0
+        model = LinearPredictor.from_fit(ws.prep, coef, intercept, ws.dataset.task,
+                                         ws.dataset.classes)
+        blob = model.to_bytes()
+        artifact = ModelStore.artifact_id(self.study_key, trial.number)
+        self.models.put(artifact, blob)
+        measured = {
+            "error": error,
+            "sparsity": sparsity(family.weights(coef)),
+            "size": len(blob),
+        }
+        trial.set_user_attr("autoreg", {
+            "recipe": recipe.name,
+            "family": recipe.family,
+            "error_se": se,
+            "fold_errors": [float(e) for e in fold_errors],
+            "sparsity": measured["sparsity"],
+            "size_bytes": measured["size"],
+            "n_features_used": model.n_features_used,
+            "fit_seconds": fit_seconds,
+            "model": artifact,
+        })
+        for key, limit in self.constraints.items():
+            objective, sign = {"max_size": ("size", 1), "min_sparsity": ("sparsity", -1),
+                               "max_error": ("error", 1)}[key]
+            trial.set_constraint(key, sign * (measured[objective] - limit))
+        return [measured[o] for o in self.objectives]
+
+
+def _settings(ds, space, objectives, metric, validation, seed, sampler, test_size, constraints,
+              families_requested, techniques_requested) -> dict:
+    return {
+        "dataset": ds.name,
+        "dataset_digest": ds.digest,
+        "task": ds.task,
+        "n_rows": ds.n_rows,
+        "n_columns": ds.n_columns,
+        "families": ",".join(space.families),
+        "techniques": ",".join(sorted({t for ch in space.penalties.values() for t in ch})),
+        "objectives": ",".join(objectives),
+        "metric": metric.name,
+        "validation": validation,
+        "test_size": test_size,
+        "seed": seed,
+        "sampler": sampler,
+        "constraints": ",".join(f"{k}={v:g}" for k, v in sorted(constraints.items())) or "none",
+        "autoreg_version": __version__,
+    }
+
+
+# Settings that must agree when a study is resumed; the others are informational.
+_MUST_MATCH = ("dataset_digest", "task", "families", "techniques", "objectives", "metric",
+               "validation", "test_size", "seed", "constraints")
+
+
+def _open_study(storage, study_name, settings, objectives, sampler):
+    import optuna
+
+    dirs = directions(objectives)
+    if study_name is not None:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        except KeyError:
+            study = None
+        if study is not None:
+            old = study.user_attrs.get(SETTINGS_ATTR)
+            if old is None:
+                raise StudyError(f"study {study_name!r} exists but was not made by autoreg")
+            clash = [k for k in _MUST_MATCH if str(old.get(k)) != str(settings.get(k))]
+            if clash:
+                k = clash[0]
+                raise StudyError(f"study {study_name!r} exists with {k}={old.get(k)!r}, not "
+                                 f"{settings.get(k)!r}; use the same settings to resume it or "
+                                 "choose another --study name")
+            return study, True
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        study_name = f"{settings['dataset']}-{stamp}-{uuid.uuid4().hex[:4]}"
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                directions=dirs)
+    study.set_user_attr(SETTINGS_ATTR, settings)
+    return study, False
+
+
+def search(data=None, y=None, *, target=None, task="auto", techniques=None, families=None,
+           objectives=("error", "sparsity", "size"), metric=None, validation="auto",
+           n_trials=100, timeout=None, storage=None, study_name=None, tracking_uri=None,
+           experiment=None, n_jobs=1, seed=0, sampler="tpe", test_size=0.2, max_size=None,
+           min_sparsity=None, max_error=None, disable_plugins=(), plugins=(), artifacts=None,
+           log_mlflow=True, progress=False) -> SearchResult:
+    """Search regularization recipes on ``data`` and return the Pareto front.
+
+    See the README for every argument; the names follow autoreg's design contract.
+    """
+    import optuna
+
+    objectives = check_objectives(objectives)
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise UsageError(f"n_trials must be a positive whole number, got {n_trials!r}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if n_jobs != 1:
+        raise UsageError("n_jobs > 1 (parallel workers) is not available yet; use n_jobs=1")
+    if sampler not in SAMPLERS:
+        raise UsageError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    constraints = {k: float(v) for k, v in (("max_size", max_size),
+                                            ("min_sparsity", min_sparsity),
+                                            ("max_error", max_error)) if v is not None}
+    if "min_sparsity" in constraints and not 0 <= constraints["min_sparsity"] <= 1:
+        raise UsageError("min_sparsity is a fraction between 0 and 1")
+    registered = load_techniques(disable=disable_plugins, modules=plugins)
+    ds = data_mod.load(data, y, target=target, task=task)
+    space = SearchSpace(registered, ds.task, families, techniques)
+    metric = Metric(ds.task, metric, ds.classes)
+    ws = prepare(ds, validation, test_size, seed, space.families)
+    metric.check(ws.y_full)
+    settings = _settings(ds, space, objectives, metric, ws.validation, seed, sampler, test_size,
+                         constraints, families, techniques)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    store = open_storage(storage)
+    study, resumed = _open_study(store, study_name, settings, objectives, _sampler(sampler, seed))
+    key = _study_key(study.study_name)
+    models = ModelStore(artifacts)
+    study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
+    objective = Objective(ws, space, metric, objectives, models, key, constraints)
+    done = _finished(study)
+    remaining = max(0, n_trials - done)
+    bar = _progress(progress, remaining, done, n_trials)
+    callbacks = [bar.callback] if bar else []
+    interrupted = False
+    try:
+        if remaining:
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                           callbacks=callbacks, gc_after_trial=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar:
+            bar.close()
+    result = SearchResult(study, store=store, models=models, storage_url=storage)
+    if not result.trials.shape[0]:
+        raise StudyError(_all_failed_message(result))
+    result.measure_test_error(ws, metric)
+    if log_mlflow:
+        from .tracking import log_search
+
+        result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
+                                          experiment=experiment, storage_url=storage)
+    result.interrupted = interrupted
+    result.resumed = resumed
+    return result
+
+
+def _finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False,
+                                states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)))
+
+
+def _all_failed_message(result) -> str:
+    failed = result.failed
+    if failed.empty:
+        return "the search finished no trial (was the timeout too short?)"
+    reasons = failed["reason"].value_counts()
+    top = "; ".join(f"{n}x {r}" for r, n in reasons.head(3).items())
+    return f"all {len(failed)} trials failed: {top}"
+
+
+class _Progress:
+    def __init__(self, remaining, done, total):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="trial", file=sys.stderr,
+                        dynamic_ncols=True, desc="autoreg")
+
+    def callback(self, study, trial):
+        self.bar.update(1)
+        if trial.values:
+            self.bar.set_postfix_str(f"last error {trial.values[0]:.4g}", refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+def _progress(enabled, remaining, done, total):
+    if not enabled or not remaining:
+        return None
+    return _Progress(remaining, done, total)
+
+
+__all__ = ["search", "prepare", "AutoRegError", "redact"]

@@ -1,0 +1,29 @@
+"""``l1``: the lasso penalty. Coordinate descent gives exact zeros."""
+
+from autoreg import Float, LinearContext, Technique, hookimpl
+
+
+class L1(Technique):
+    name = "l1"
+    stage = "penalty"
+    families = ("linear",)
+    description = ("Lasso: penalizes the sum of absolute weights and sets weak ones to exactly "
+                   "zero. strength is a fraction of the smallest penalty that zeroes every weight.")
+    space = {"strength": Float(1e-4, 1.0, log=True)}
+
+    def linear_estimator(self, ctx: LinearContext):
+        alpha = self.strength * ctx.alpha_max
+        if ctx.task == "regression":
+            from sklearn.linear_model import Lasso
+
+            return Lasso(alpha=alpha, max_iter=2000, random_state=ctx.seed)
+        from sklearn.linear_model import LogisticRegression
+
+        solver = "liblinear" if ctx.task == "binary" else "saga"
+        return LogisticRegression(l1_ratio=1.0, C=1.0 / (alpha * ctx.n_samples), solver=solver,
+                                  max_iter=2000, random_state=ctx.seed)
+
+
+@hookimpl
+def register_techniques(register):
+    register(L1)
