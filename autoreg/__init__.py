@@ -20,7 +20,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "search":
-        from .search import search
+        from .engine import search
 
         return search
     if name == "SearchResult":

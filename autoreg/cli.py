@@ -90,7 +90,7 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
     """Search regularization recipes on DATA: a CSV/Parquet path or a built-in dataset
     (diabetes, breast_cancer, digits, wine, iris, synthetic_sparse, sparse_csr).
     Without DATA, searches the built-in demo (diabetes)."""
-    from .search import search as run_search
+    from .engine import search as run_search
     from .tracking import TrackingError, run_location
 
     kwargs = dict(target=target, task=task, techniques=_split(techniques),

@@ -74,11 +74,16 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
         data.columns = [str(c) for c in data.columns]
         if data.columns.duplicated().any():
             raise DataError("column names must be unique")
+        _check_finite_columns(data)
         X = data
     elif sp.issparse(data):
-        X = sp.csr_matrix(data) if data.format != "csr" else data
-        if not np.issubdtype(X.dtype, np.number):
-            raise DataError("a sparse matrix must be numeric")
+        if data.ndim != 2:
+            raise DataError(f"X must be 2-dimensional, got shape {data.shape}")
+        if not (data.dtype == bool or np.issubdtype(data.dtype, np.integer)
+                or np.issubdtype(data.dtype, np.floating)):
+            raise DataError(f"a sparse matrix must be numeric, got dtype {data.dtype}")
+        # One type downstream: csr_matrix (CSC/COO and sparse arrays convert without densifying).
+        X = data if isinstance(data, sp.csr_matrix) else sp.csr_matrix(data)
         if X.dtype != np.float64:
             X = X.astype(np.float64)
         if not np.isfinite(X.data).all():
@@ -150,6 +155,16 @@ def _read_named(ref, target):
     return df, None, path.stem
 
 
+def _check_finite_columns(df: pd.DataFrame) -> None:
+    """Infinite values would only fail later, inside the scaler, with a message about arrays."""
+    floats = df.select_dtypes(include="floating")
+    if floats.shape[1]:
+        bad = np.isinf(floats.to_numpy(dtype=np.float64, na_value=np.nan)).any(axis=0)
+        if bad.any():
+            raise DataError(f"column {floats.columns[int(np.argmax(bad))]!r} holds infinite "
+                            "values; replace them or drop those rows")
+
+
 def _preview(cols) -> str:
     cols = [str(c) for c in cols]
     return ", ".join(cols[:8]) + (f", ... ({len(cols)} in all)" if len(cols) > 8 else "")
@@ -167,6 +182,14 @@ def _as_target(y) -> np.ndarray:
         y = y.ravel()
     if y.ndim != 1:
         raise DataError(f"y must be 1-dimensional, got shape {y.shape}")
+    if y.dtype == object:
+        # Numbers held as Python objects are numbers: without this a float target would
+        # look like labels and become a classification with one class per value.
+        kind = pd.api.types.infer_dtype(y, skipna=False)
+        if kind in ("integer", "boolean"):
+            y = y.astype(np.int64 if kind == "integer" else bool)
+        elif kind in ("floating", "mixed-integer-float", "decimal"):
+            y = y.astype(np.float64)
     if y.dtype == object or pd.api.types.is_string_dtype(y.dtype):
         missing = pd.isna(y)
     elif np.issubdtype(y.dtype, np.number):
@@ -200,7 +223,8 @@ def detect_task(y: np.ndarray, task: str = "auto") -> tuple[str, np.ndarray | No
         else:
             return "regression", None
     if len(classes) < 2:
-        raise DataError(f"the target has a single class ({classes[0]!r}); "
+        only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
+        raise DataError(f"the target has a single class ({only!r}); "
                         "classification needs at least two")
     kind = "binary" if len(classes) == 2 else "multiclass"
     if task in ("binary", "multiclass") and task != kind:

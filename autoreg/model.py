@@ -30,21 +30,65 @@ class LinearPredictor:
         self.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"])
         inp = meta["input"]
         self.input_type, self.n_columns = inp["type"], inp["n_columns"]
-        self._num_pos = tensors.get("num_pos", np.zeros(0, np.int64)).astype(np.int64)
+        n_out = meta["n_out"]
+        self._num_pos = tensors.get("num_pos", np.zeros(0, np.int64))
         self._num_names = meta.get("num")
         self._fill = tensors.get("num_fill")
-        self._w_num = tensors.get("w_num", np.zeros((0, meta["n_out"]), np.float32))
+        self._w_num = tensors.get("w_num", np.zeros((0, n_out), np.float32))
         self._cats = meta.get("cat", [])
-        self._w_cat = tensors.get("w_cat", np.zeros((0, meta["n_out"]), np.float32))
-        self._b = tensors["b"].astype(np.float64)
+        self._w_cat = tensors.get("w_cat", np.zeros((0, n_out), np.float32))
+        self._b = tensors["b"]
+        self._check()
+        self._num_pos = self._num_pos.astype(np.int64)
+        self._b = self._b.astype(np.float64)
+
+    def _check(self) -> None:
+        """Refuse a file whose parts do not fit together, before it mispredicts."""
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ExportFormatError(f"inconsistent autoreg model file: {what}")
+
+        n_out = self.meta["n_out"]
+        need(self.task in ("regression", "binary", "multiclass"), f"unknown task {self.task!r}")
+        need(type(n_out) is int and n_out >= 1, "n_out must be a positive integer")
+        need(self.input_type in ("frame", "array", "sparse"), "unknown input type")
+        need(type(self.n_columns) is int and self.n_columns >= 0, "bad column count")
+        if self.task == "regression":
+            need(n_out == 1, "a regression model has one output")
+        else:
+            need(self.classes_ is not None and self.classes_.ndim == 1, "classes are missing")
+            n_classes = len(self.classes_)
+            need(n_classes == 2 and n_out == 1 if self.task == "binary"
+                 else n_classes == n_out >= 3, "classes and outputs do not match")
+        pos, k = self._num_pos, len(self._num_pos)
+        need(pos.ndim == 1 and pos.dtype.kind in "ui", "num_pos must be integer positions")
+        need(k == 0 or int(pos.max()) < self.n_columns, "a position is past the last column")
+        need(self._w_num.shape == (k, n_out), "w_num does not match num_pos")
+        need(self._fill is None or self._fill.shape == (k,), "num_fill does not match num_pos")
+        need(self._num_names is None or (isinstance(self._num_names, list)
+                                         and len(self._num_names) == k), "bad numeric names")
+        need(isinstance(self._cats, list) and all(
+            isinstance(c, dict) and isinstance(c.get("cats"), list) and type(c.get("pos")) is int
+            and 0 <= c["pos"] < self.n_columns and "col" in c for c in self._cats),
+            "bad categorical columns")
+        n_cat = sum(len(c["cats"]) for c in self._cats)
+        need(self._w_cat.shape == (n_cat, n_out), "w_cat does not match the categories")
+        need(self._b.shape == (n_out,), "the intercept does not match n_out")
 
     # -- building -------------------------------------------------------------------------
     @classmethod
     def from_fit(cls, prep, coef: np.ndarray, intercept: np.ndarray, task: str,
                  classes=None) -> LinearPredictor:
         """Fold ``prep``'s statistics into ``coef`` (features x outputs) and keep non-zero rows."""
-        coef = np.asarray(coef, dtype=np.float64).reshape(prep.n_features, -1)
+        coef = np.asarray(coef, dtype=np.float64)
+        if coef.shape[0] != prep.n_features or coef.ndim > 2:
+            # scikit-learn stores coef_ as outputs x features; a silent reshape would scramble it.
+            raise ValueError(f"coef must be features x outputs ({prep.n_features} rows), "
+                             f"got shape {coef.shape}")
+        coef = coef.reshape(prep.n_features, -1)
         b = np.asarray(intercept, dtype=np.float64).reshape(-1).copy()
+        if len(b) == 1 and coef.shape[1] > 1:
+            b = np.repeat(b, coef.shape[1])
         n_num = len(prep.num_cols)
         keep = np.flatnonzero(np.any(coef[:n_num] != 0, axis=1))
         w_num = coef[keep] / prep.scale[keep, None]
@@ -52,10 +96,10 @@ class LinearPredictor:
         meta = {"format": 1, "kind": cls.kind, "task": task, "n_out": int(coef.shape[1]),
                 "classes": None if classes is None else _jsonable(classes),
                 "input": {"type": "sparse" if prep.sparse_input else
-                          ("frame" if prep.frame else "array"), "n_columns": prep.n_columns}}
+                          ("frame" if prep.frame else "array"), "n_columns": int(prep.n_columns)}}
         tensors = {"num_pos": prep.num_cols[keep].astype(np.int64), "w_num": w_num.astype(np.float32)}
         if prep.frame:
-            meta["num"] = [prep.names[prep.num_cols[k]] for k in keep]
+            meta["num"] = _jsonable(prep.names[prep.num_cols[k]] for k in keep)
         if not prep.sparse_input:
             tensors["num_fill"] = prep.fill[keep].astype(np.float32)
         cats, w_cat, start = [], [], n_num
@@ -64,8 +108,8 @@ class LinearPredictor:
             start += len(categories)
             rows = np.flatnonzero(np.any(block != 0, axis=1))
             if len(rows):
-                cats.append({"col": prep.names[col], "pos": int(col),
-                             "cats": [categories[r] for r in rows]})
+                cats.append({"col": _jsonable([prep.names[col]])[0], "pos": int(col),
+                             "cats": [str(categories[r]) for r in rows]})
                 w_cat.append(block[rows])
         if cats:
             meta["cat"] = cats
@@ -90,44 +134,58 @@ class LinearPredictor:
         return len(self._num_pos) + len(self._cats)
 
     def decision_function(self, X) -> np.ndarray:
-        n = X.shape[0]
-        out = np.tile(self._b, (n, 1))
+        X, by_name = self._input(X)
+        out = np.tile(self._b, (X.shape[0], 1))
         if len(self._num_pos):
-            out += self._numeric(X) @ self._w_num.astype(np.float64)
+            out += self._numeric(X, by_name) @ self._w_num.astype(np.float64)
         if self._cats:
-            if not isinstance(X, pd.DataFrame):
-                X = pd.DataFrame(np.asarray(X, dtype=object))
-                by_name = False
-            else:
-                by_name = True
             offset = 0
             w = self._w_cat.astype(np.float64)
             for spec in self._cats:
                 k = len(spec["cats"])
-                col = X[spec["col"]] if by_name and spec["col"] in X.columns else X.iloc[:, spec["pos"]]
-                codes = pd.Categorical(categorical_values(col), categories=spec["cats"]).codes
+                if by_name:
+                    col = X[spec["col"]]
+                elif isinstance(X, pd.DataFrame):
+                    col = X.iloc[:, spec["pos"]]
+                else:
+                    col = pd.Series(X[:, spec["pos"]], dtype=object)
+                codes = pd.Index(spec["cats"]).get_indexer(categorical_values(col))
                 block = np.vstack([w[offset: offset + k], np.zeros((1, w.shape[1]))])
                 out += block[codes]  # code -1 (unseen category) picks the zero row
                 offset += k
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _numeric(self, X) -> np.ndarray:
+    def _input(self, X) -> tuple[object, bool]:
+        """``X`` as a DataFrame, CSR matrix or 2-d array, and whether to find columns by name."""
         if isinstance(X, pd.DataFrame):
-            if self._num_names is not None and all(c in X.columns for c in self._num_names):
-                num = X[self._num_names]
-            else:
-                self._check_width(X)
-                num = X.iloc[:, self._num_pos]
-            num = num.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64,
-                                                                       na_value=np.nan)
-        elif sp.issparse(X):
+            names = list(self._num_names or []) + [c["col"] for c in self._cats]
+            if names and self.input_type == "frame" and all(n in X.columns for n in names):
+                return X, True
             self._check_width(X)
-            return sp.csr_matrix(X)[:, self._num_pos]
-        else:
-            X = np.asarray(X)
+            return X, False
+        if sp.issparse(X):
             if X.ndim != 2:
                 raise DataError(f"expected a 2-dimensional input, got shape {X.shape}")
             self._check_width(X)
+            return sp.csr_matrix(X), False
+        X = np.asarray(X)
+        if X.ndim != 2:
+            hint = "; for one row use X.reshape(1, -1)" if X.ndim == 1 else ""
+            raise DataError(f"expected a 2-dimensional input, got shape {X.shape}{hint}")
+        self._check_width(X)
+        return X, False
+
+    def _numeric(self, X, by_name: bool) -> np.ndarray:
+        if sp.issparse(X):
+            return X[:, self._num_pos]  # stays sparse; sparse @ dense gives a dense result
+        if isinstance(X, pd.DataFrame):
+            num = X[self._num_names] if by_name else X.iloc[:, self._num_pos]
+            num = num.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64,
+                                                                       na_value=np.nan)
+        elif X.dtype.kind in "OSU":  # mixed rows of a frame model given as an array
+            num = pd.DataFrame(X[:, self._num_pos]).apply(pd.to_numeric, errors="coerce")
+            num = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
             num = X[:, self._num_pos].astype(np.float64)
         if self._fill is not None:
             mask = np.isnan(num)
@@ -175,5 +233,7 @@ def from_export(meta: dict, tensors: dict):
         raise ExportFormatError(f"unknown model kind {kind!r} (written by a newer autoreg?)")
     try:
         return _KINDS[kind](meta, tensors)
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ExportFormatError(f"incomplete autoreg model file: missing {exc}") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ExportFormatError(f"inconsistent autoreg model file: {exc}") from None

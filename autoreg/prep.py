@@ -106,7 +106,7 @@ class Prep:
             return dense
         blocks = [sp.csr_matrix(dense)]
         for col, cats in zip(self.cat_cols, self.categories):
-            codes = pd.Categorical(categorical_values(X.iloc[:, col]), categories=cats).codes
+            codes = pd.Index(cats).get_indexer(categorical_values(X.iloc[:, col]))
             rows = np.flatnonzero(codes >= 0)
             blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),
                                         shape=(len(codes), len(cats))))

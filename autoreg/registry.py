@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import os
+import sys
 from dataclasses import dataclass
 
 import pluggy
@@ -45,15 +46,22 @@ def load_techniques(disable=(), modules=()) -> dict[str, Registered]:
     blocked = set(disable) | _disabled_from_env()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
+    trace = pm.trace.root.get("autoreg")
     if os.environ.get("AUTOREG_TRACE_PLUGINS"):
-        pm.trace.root.setwriter(print)
+        # stderr, so that tracing never corrupts ``--json`` output on stdout.
+        pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     origin: dict[str, tuple[str, str]] = {}
     for ep in sorted(md.entry_points(group=GROUP), key=lambda e: e.name):
-        if ep.name in blocked or pm.has_plugin(ep.name):
+        if ep.name in blocked:
             continue
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
+        if ep.name in origin:
+            # Two distributions claim one plugin name; loading either would hide the other.
+            both = " and ".join(sorted((origin[ep.name][0], dist)))
+            raise PluginError(f"plugin name {ep.name!r} is provided by both {both}; uninstall "
+                              f"one, or disable both with --disable-plugin {ep.name}")
         try:
             module = ep.load()
         except Exception as exc:
@@ -69,12 +77,14 @@ def load_techniques(disable=(), modules=()) -> dict[str, Registered]:
         except Exception as exc:
             raise PluginError(f"plugin module {modname!r} failed to import: "
                               f"{type(exc).__name__}: {exc}") from None
+        if pm.is_registered(module):  # already loaded through its entry point
+            continue
         _register(pm, module, modname)
         origin[modname] = ("(module)", "")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} implements an unknown hook: {exc}") from None
+        raise PluginError(_unknown_hook_message(pm, exc.plugin)) from None
 
     found: dict[str, Registered] = {}
     impls = sorted(pm.hook.register_techniques.get_hookimpls(), key=lambda i: i.plugin_name)
@@ -91,7 +101,11 @@ def load_techniques(disable=(), modules=()) -> dict[str, Registered]:
                                   f"already registered by plugin {other!r}")
             dist, version = origin.get(_plugin, ("?", "?"))
             found[technique.name] = Registered(technique, _plugin, dist, version)
+            trace(f"  registered {technique.name!r} ({technique.stage}) from {dist} {version}")
 
+        # Each implementation is called on its own (not through pm.hook) so that every
+        # technique is known to come from its plugin; trace the calls here instead.
+        trace(f"register_techniques plugin={plugin!r}")
         try:
             impl.function(register=register)
         except PluginError:
@@ -100,6 +114,15 @@ def load_techniques(disable=(), modules=()) -> dict[str, Registered]:
             raise PluginError(f"plugin {plugin!r} failed while registering: "
                               f"{type(exc).__name__}: {exc}") from None
     return dict(sorted(found.items()))
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, plugin) -> str:
+    callers = {h: getattr(pm.hook, h) for h in vars(pm.hook) if not h.startswith("_")}
+    unknown = sorted(h for h, c in callers.items() if not c.has_spec()
+                     and any(i.plugin is plugin for i in c.get_hookimpls()))
+    known = sorted(h for h, c in callers.items() if c.has_spec())
+    return (f"plugin {pm.get_name(plugin)!r} implements unknown hook "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(known)})")
 
 
 def _register(pm: pluggy.PluginManager, module, name: str) -> None:
@@ -120,11 +143,14 @@ def technique_problem(tech) -> str | None:
         return f"{label} needs a name of lower-case letters, digits and _ (and not 'none')"
     if tech.stage not in STAGES:
         return f"{label} has stage {tech.stage!r}; use one of {', '.join(STAGES)}"
-    if not tech.families:
-        return f"{label} names no families"
+    for attr in ("families", "tasks"):
+        value = getattr(tech, attr)
+        # A bare string would be read one letter at a time.
+        if not isinstance(value, (tuple, list)) or not value:
+            return f"{label}: {attr} must be a non-empty tuple, got {value!r}"
     for task in tech.tasks:
         if task not in TASKS:
-            return f"{label} names unknown task {task!r}"
+            return f"{label} names unknown task {task!r} (known: {', '.join(TASKS)})"
     for family in tech.families:
         if family not in FAMILIES:
             return f"{label} names unknown family {family!r} (known: {', '.join(FAMILIES)})"
@@ -138,11 +164,17 @@ def technique_problem(tech) -> str | None:
                 space = tech.search_space(family, task)
             except Exception as exc:
                 return f"{label}: search_space() raised {type(exc).__name__}: {exc}"
+            if not isinstance(space, dict):
+                return f"{label}: search_space() must return a dict, got {space!r}"
             for pname, spec in space.items():
                 if not isinstance(spec, (Float, Int, Choice)):
                     return f"{label}: parameter {pname!r} is not a Float, Int or Choice"
                 if not valid_name(pname):
                     return f"{label}: parameter name {pname!r} is not a lower-case identifier"
+                if pname == "params" or hasattr(Technique, pname):
+                    # __init__ stores parameters as attributes; this one would replace the
+                    # technique's own name, stage or methods.
+                    return f"{label}: parameter name {pname!r} is reserved by Technique"
                 bad = spec.check()
                 if bad:
                     return f"{label}: parameter {pname!r} {bad}"

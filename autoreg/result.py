@@ -60,7 +60,7 @@ class SearchResult:
         params = sorted({k for t in done for k in t.params if k != "penalty"})
         cols = ["trial", "recipe", *params, *METRIC_COLUMNS, "feasible", "pareto"]
         self.trials = pd.DataFrame(rows, columns=cols)
-        front = self.trials[self.trials["pareto"]]
+        front = self.trials[self.trials["pareto"].astype(bool)]
         keys = [{"size": "size_bytes"}.get(o, o) for o in self.objectives]
         front = front.sort_values("trial").drop_duplicates(subset=keys, keep="first")
         self.front = front.sort_values(["error", "size_bytes", "trial"]).reset_index(drop=True)

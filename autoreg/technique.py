@@ -9,6 +9,7 @@ stage needs for each family it supports (for a ``penalty`` on the ``linear`` fam
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,6 +28,8 @@ class Float:
     log: bool = False
 
     def check(self) -> str | None:
+        if not all(_is_real(v) for v in (self.low, self.high)):
+            return f"needs numbers for low and high, got [{self.low!r}, {self.high!r}]"
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             return f"needs finite low < high, got [{self.low}, {self.high}]"
         if self.log and self.low <= 0:
@@ -49,6 +52,8 @@ class Int:
     log: bool = False
 
     def check(self) -> str | None:
+        if not all(_is_real(v) and float(v).is_integer() for v in (self.low, self.high)):
+            return f"needs integers for low and high, got [{self.low!r}, {self.high!r}]"
         if not self.low < self.high:
             return f"needs low < high, got [{self.low}, {self.high}]"
         if self.log and self.low <= 0:
@@ -69,8 +74,11 @@ class Choice:
     choices: tuple
 
     def check(self) -> str | None:
-        if not self.choices:
-            return "needs at least one choice"
+        if not isinstance(self.choices, (tuple, list)) or not self.choices:
+            return f"needs a non-empty tuple of choices, got {self.choices!r}"
+        bad = [c for c in self.choices if not isinstance(c, (str, int, float, bool))]
+        if bad:
+            return f"choice {bad[0]!r} is not a str, int, float or bool"
         return None
 
     def describe(self) -> str:
@@ -108,7 +116,8 @@ class Technique:
     ``__init__`` stores as attributes of the same names (scikit-learn style).
     """
 
-    #: Unique lower-case name, used in recipes (``l2+pruning``) and parameter names (``l2.strength``).
+    #: Unique lower-case name, used in recipes (``l2+pruning``) and in parameter names
+    #: (``l2.strength``).
     name: ClassVar[str] = ""
     #: ``penalty``, ``training`` or ``compression``.
     stage: ClassVar[str] = ""
@@ -142,6 +151,10 @@ class Technique:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def valid_name(name: object) -> bool:

@@ -23,7 +23,8 @@ class ElasticNet(Technique):
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / (alpha * ctx.n_samples),
-                                  solver="saga", max_iter=2000, random_state=ctx.seed)
+                                  solver="saga", tol=1e-3, max_iter=2000,
+                                  random_state=ctx.seed)
 
 
 @hookimpl

@@ -20,8 +20,13 @@ class L1(Technique):
         from sklearn.linear_model import LogisticRegression
 
         solver = "liblinear" if ctx.task == "binary" else "saga"
+        # saga at tol 1e-3 reaches the same validation error as 1e-4 several times faster.
+        # liblinear penalizes the intercept like a weight, and under l1 that zeroes it, so sparse
+        # models would predict 50/50 at baseline; a large intercept_scaling (ignored by saga)
+        # makes that penalty negligible.
         return LogisticRegression(l1_ratio=1.0, C=1.0 / (alpha * ctx.n_samples), solver=solver,
-                                  max_iter=2000, random_state=ctx.seed)
+                                  intercept_scaling=100.0, tol=1e-3, max_iter=2000,
+                                  random_state=ctx.seed)
 
 
 @hookimpl

@@ -1,0 +1,87 @@
+"""The MLflow record of a search, read back with MlflowClient."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+import autoreg
+
+
+@pytest.fixture
+def client(mlflow_uri):
+    return MlflowClient(tracking_uri=mlflow_uri)
+
+
+def _children(client, result):
+    parent = client.get_run(result.mlflow_run_id)
+    return parent, client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{result.mlflow_run_id}'")
+
+
+def test_parent_and_child_runs(client, tiny_regression, tmp_path):
+    X, y = tiny_regression
+    result = autoreg.search(X, y, n_trials=12, experiment="track-test",
+                            storage=f"sqlite:///{tmp_path}/s.db")
+    parent, children = _children(client, result)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["n_rows"] == "60"
+    assert parent.data.params["objectives"] == "error,sparsity,size"
+    assert parent.data.tags["autoreg.study"] == result.study_name
+    assert parent.data.metrics["front_size"] == len(result.front)
+    pick = result.pick()
+    assert parent.data.metrics["pick_size_bytes"] == pick["size_bytes"]
+
+    local = client.download_artifacts(result.mlflow_run_id, "front.csv", str(tmp_path))
+    logged = pd.read_csv(local)
+    assert list(logged["trial"]) == list(result.front["trial"])
+    local = client.download_artifacts(result.mlflow_run_id, "trials.csv", str(tmp_path))
+    assert len(pd.read_csv(local)) == 12
+
+    assert len(children) == len(result.front)
+    picks = [c for c in children if c.data.tags["pick"] == "true"]
+    assert len(picks) == 1 and picks[0].data.tags["autoreg.trial"] == str(pick["trial"])
+    for child in children:
+        assert child.data.tags["pareto"] == "true"
+        assert child.data.tags["recipe"] in {"l1", "l2", "elasticnet", "none"}
+        for name in ("error", "sparsity", "size_bytes", "n_features_used", "fit_seconds",
+                     "test_error"):
+            assert name in child.data.metrics
+        row = result.front[result.front["trial"] == int(child.data.tags["autoreg.trial"])].iloc[0]
+        assert child.data.metrics["size_bytes"] == row["size_bytes"]
+        assert child.data.metrics["error"] == pytest.approx(row["error"])
+        if row["recipe"] != "none":
+            assert any(k.startswith(row["recipe"] + ".") for k in child.data.params)
+
+
+def test_resumed_study_keeps_one_parent_run(client, tiny_regression):
+    X, y = tiny_regression
+    first = autoreg.search(X, y, n_trials=5, study_name="one-parent", experiment="resume-test")
+    second = autoreg.search(X, y, n_trials=10, study_name="one-parent", experiment="resume-test")
+    assert first.mlflow_run_id == second.mlflow_run_id
+    exp = client.get_experiment_by_name("resume-test")
+    parents = client.search_runs([exp.experiment_id],
+                                 filter_string="tags.`autoreg.role` = 'search'")
+    assert len(parents) == 1
+    _, children = _children(client, second)
+    on_front = [c for c in children if c.data.tags["pareto"] == "true"]
+    assert len(on_front) == len(second.front)
+    # Each front trial has exactly one child run.
+    trials = [c.data.tags["autoreg.trial"] for c in children]
+    assert len(trials) == len(set(trials))
+
+
+def test_no_raw_data_and_no_password_reach_mlflow(client, tiny_regression, tmp_path):
+    X, y = tiny_regression
+    db = tmp_path / "secret.db"
+    url = f"sqlite:///{db}"
+    result = autoreg.search(X, y, n_trials=3, storage=url)
+    parent = client.get_run(result.mlflow_run_id)
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert artifacts == {"front.csv", "trials.csv"}
+    assert parent.data.tags["autoreg.storage"] == url
+    from autoreg.storage import redact
+
+    assert redact("postgresql://bob:hunter2@db:5432/x") == "postgresql://bob:***@db:5432/x"
