@@ -24,6 +24,7 @@ def _split(value: str | None):
 
 
 def _quiet_libraries() -> None:
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("mlflow", "alembic", "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -171,7 +172,7 @@ def _result_json(result, pick, storage, tracking_uri) -> dict:
 
 def _print_front(result, pick, rule) -> None:
     front = result.front.copy()
-    params = [c for c in front.columns if "." in c]
+    params = [c for c in front.columns if "." in c and front[c].notna().any()]
     front[params] = front[params].astype(object).where(front[params].notna(), "")
     pick_trial = int(pick["trial"])
     front.insert(0, "pick", ["*" if t == pick_trial else "" for t in front["trial"]])
