@@ -390,10 +390,14 @@ def _all_failed_message(result) -> str:
 
 class _Progress:
     def __init__(self, remaining, done, total):
-        from tqdm.auto import tqdm
+        import shutil
 
+        from tqdm import tqdm
+
+        # A terminal that reports no size (a bare pty) still gets a bar of a usual size.
+        size = shutil.get_terminal_size((100, 24))
         self.bar = tqdm(total=total, initial=done, unit="trial", file=sys.stderr,
-                        dynamic_ncols=True, desc="autoreg")
+                        ncols=size.columns or 100, nrows=size.lines or 24, desc="autoreg")
 
     def callback(self, study, trial):
         self.bar.update(1)

@@ -136,3 +136,37 @@ def test_json_output_loads_numbers(capsys):
     errs = [r["error"] for r in doc["front"]]
     assert all(isinstance(e, float) and np.isfinite(e) for e in errs)
     assert doc["mlflow_run_id"] is None
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """With stderr on a terminal the search draws a progress bar; piped, it stays silent."""
+    import os
+
+    master, slave = os.openpty()
+    code = "from autoreg.cli import main; main()"
+    args = [sys.executable, "-c", code, "search", "--trials", "5", "--no-mlflow"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "5/5" in shown and "trial" in shown
+    assert b"5/5" not in out
+
+
+def test_timeout_stops_the_search(capsys):
+    code, out, err = run(capsys, "search", "--trials", "100000", "--timeout", "2", "--no-mlflow",
+                         "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert 0 < doc["n_trials"] < 100000
