@@ -12,7 +12,7 @@ import warnings
 import click
 
 from ._version import __version__
-from .errors import AutoRegError
+from .errors import AutoRegError, first_line
 
 SEARCH_DEFAULTS = {"trials": 100}
 
@@ -92,7 +92,7 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
     (diabetes, breast_cancer, digits, wine, iris, synthetic_sparse, sparse_csr).
     Without DATA, searches the built-in demo (diabetes)."""
     from .engine import search as run_search
-    from .tracking import TrackingError, run_location
+    from .tracking import run_location
 
     kwargs = dict(target=target, task=task, techniques=_split(techniques),
                   families=_split(families), objectives=_split(objectives), metric=metric,
@@ -102,11 +102,7 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
                   max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
                   disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
                   progress=not as_json and sys.stderr.isatty())
-    tracking_problem = None
-    try:
-        result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
-    except TrackingError as exc:
-        raise
+    result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
     pick = result.pick(rule, tolerance=tolerance)
     if as_json:
         click.echo(json.dumps(_result_json(result, pick, storage, tracking_uri), indent=2))
@@ -121,8 +117,9 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
                + (f" --storage {_storage_label(storage)}" if storage else ""))
     if result.mlflow_run_id:
         click.echo(run_location(result.mlflow_run_id, tracking_uri))
-    elif tracking_problem:
-        click.echo(tracking_problem)
+    elif result.tracking_error:
+        click.echo(f"autoreg: warning: not logged to MLflow: {result.tracking_error} "
+                   "(the trials are safe in the study)", err=True)
     if result.interrupted:
         sys.exit(130)
 
@@ -317,7 +314,6 @@ def main(argv=None) -> None:
     except Exception as exc:  # a bug or an environment fault: still one line unless debugging
         if debug:
             raise
-        text = str(exc).strip().splitlines()
-        click.echo(f"autoreg: internal error: {type(exc).__name__}: "
-                   f"{text[0] if text else ''} (set AUTOREG_DEBUG=1 for details)", err=True)
+        click.echo(f"autoreg: internal error: {type(exc).__name__}: {first_line(exc)} "
+                   "(set AUTOREG_DEBUG=1 for details)", err=True)
         sys.exit(1)

@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import datasets
-from .errors import DataError, UsageError
+from .errors import DataError, UsageError, first_line
 
 TASK_CHOICES = ("auto", "regression", "classification", "binary", "multiclass")
 
@@ -62,6 +62,8 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
     if isinstance(data, pd.DataFrame):
         if name == "array":
             name = "dataframe"
+        if isinstance(y, str) and target is None:
+            raise UsageError(f"y={y!r} looks like a column name; pass target={y!r}")
         if target is not None:
             if target not in data.columns:
                 raise DataError(f"target column {target!r} not found; columns are "
@@ -135,8 +137,14 @@ def _read_named(ref, target):
         raise DataError(f"file not found: {text}")
     if path.is_dir():
         raise DataError(f"{text} is a directory, not a CSV or Parquet file")
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffix == ".gz" and len(suffixes) > 1:  # data.csv.gz: read by its inner suffix
+        suffix = suffixes[-2]
+        path_stem = Path(path.stem).stem
+    else:
+        path_stem = path.stem
     try:
-        if suffix in (".csv", ".tsv", ".txt") or suffix == ".gz" and ".csv" in path.suffixes:
+        if suffix in (".csv", ".tsv", ".txt"):
             df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
@@ -147,12 +155,12 @@ def _read_named(ref, target):
     except pd.errors.EmptyDataError:
         raise DataError(f"{text} is empty") from None
     except Exception as exc:  # parsers raise many types; the user needs the file and the reason
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise DataError(f"cannot read {text}: {reason}") from None
     if target is None:
         raise UsageError(f"name the target column of {path.name} with --target "
                          f"(columns: {_preview(df.columns)})")
-    return df, None, path.stem
+    return df, None, path_stem
 
 
 def _check_finite_columns(df: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import data as data_mod
 from ._version import __version__
-from .errors import AutoRegError, DataError, StudyError, UsageError
+from .errors import AutoRegError, DataError, StudyError, UsageError, first_line
 from .families import FAMILIES
 from .model import LinearPredictor
 from .objectives import Metric, check_objectives, directions, sparsity
@@ -191,8 +191,7 @@ class Objective:
         try:
             return self._run(trial)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            trial.set_user_attr("fail_reason", reason[:500])
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {first_line(exc)}"[:500])
             raise
 
     def _run(self, trial):
@@ -363,10 +362,15 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         raise StudyError(_all_failed_message(result))
     result.measure_test_error(ws, metric)
     if log_mlflow:
-        from .tracking import log_search
+        from .tracking import TrackingError, log_search
 
-        result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
-                                          experiment=experiment, storage_url=storage)
+        try:
+            result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
+                                              experiment=experiment, storage_url=storage)
+        except TrackingError as exc:
+            # The trials are in the study already; the record can be written later.
+            result.tracking_error = str(exc)
+            warnings.warn(f"autoreg: not logged to MLflow: {exc}", RuntimeWarning, stacklevel=2)
     result.interrupted = interrupted
     result.resumed = resumed
     return result

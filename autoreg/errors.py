@@ -31,3 +31,9 @@ class StudyError(AutoRegError, RuntimeError):
 
 class ExportFormatError(AutoRegError, ValueError):
     """A file that is not a valid autoreg compact export."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name if it has none."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

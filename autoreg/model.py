@@ -97,13 +97,14 @@ class LinearPredictor:
                 "classes": None if classes is None else _jsonable(classes),
                 "input": {"type": "sparse" if prep.sparse_input else
                           ("frame" if prep.frame else "array"), "n_columns": int(prep.n_columns)}}
-        tensors = {"num_pos": prep.num_cols[keep].astype(np.int64), "w_num": w_num.astype(np.float32)}
+        tensors = {"num_pos": prep.num_cols[keep].astype(np.int64),
+                   "w_num": w_num.astype(np.float32)}
         if prep.frame:
             meta["num"] = _jsonable(prep.names[prep.num_cols[k]] for k in keep)
         if not prep.sparse_input:
             tensors["num_fill"] = prep.fill[keep].astype(np.float32)
         cats, w_cat, start = [], [], n_num
-        for col, categories in zip(prep.cat_cols, prep.categories):
+        for col, categories in zip(prep.cat_cols, prep.categories, strict=True):
             block = coef[start: start + len(categories)]
             start += len(categories)
             rows = np.flatnonzero(np.any(block != 0, axis=1))

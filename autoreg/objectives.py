@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 OBJECTIVES = {"error": "minimize", "sparsity": "maximize", "size": "minimize"}
 
@@ -85,7 +85,7 @@ class Metric:
             value = self.loss(y, decision)
         except Exception as exc:
             raise UsageError(f"metric {self.name!r} does not fit a {self.task} task: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             f"{first_line(exc)}"
                              ) from None
         if not np.isfinite(value) and self.name != "log_loss":
             raise UsageError(f"metric {self.name!r} gives no finite value for a {self.task} task")

@@ -87,7 +87,7 @@ class Prep:
         """For every output feature, the position of the input column it comes from."""
         parts = [np.asarray(self.num_cols, dtype=np.int64)]
         parts += [np.full(len(cats), col, dtype=np.int64)
-                  for col, cats in zip(self.cat_cols, self.categories)]
+                  for col, cats in zip(self.cat_cols, self.categories, strict=True)]
         return np.concatenate(parts)
 
     def transform(self, X):
@@ -105,7 +105,7 @@ class Prep:
         if not self.cat_cols:
             return dense
         blocks = [sp.csr_matrix(dense)]
-        for col, cats in zip(self.cat_cols, self.categories):
+        for col, cats in zip(self.cat_cols, self.categories, strict=True):
             codes = pd.Index(cats).get_indexer(categorical_values(X.iloc[:, col]))
             rows = np.flatnonzero(codes >= 0)
             blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),

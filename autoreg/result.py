@@ -31,13 +31,15 @@ class SearchResult:
         self.storage_url = storage_url
         self.mlflow_run_id = study.user_attrs.get("autoreg.mlflow_run_id")
         self.interrupted = False
+        self.tracking_error: str | None = None
         self.resumed = False
         self.settings = dict(study.user_attrs.get("autoreg.settings", {}))
         self.objectives = tuple(self.settings.get("objectives", "error,sparsity,size").split(","))
         all_trials = study.get_trials(deepcopy=False)
         # Test errors are measured after the trials finish, so they live on the study.
         test_errors = study.user_attrs.get(TEST_ERRORS_ATTR, {})
-        done = [t for t in all_trials if t.state == TrialState.COMPLETE and "autoreg" in t.user_attrs]
+        done = [t for t in all_trials
+                if t.state == TrialState.COMPLETE and "autoreg" in t.user_attrs]
         front_ids = {t.number for t in study.best_trials} if done else set()
         self._frozen = {t.number: t for t in done}
         rows = []

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import StudyError, UsageError
+from .errors import StudyError, UsageError, first_line
 
 HOME_ENV = "AUTOREG_HOME"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -40,7 +40,7 @@ def open_storage(url: str | None):
                 return optuna.storages.RDBStorage(url)
             except Exception as exc:
                 raise UsageError(f"cannot open storage {redact(url)}: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
         raise UsageError(f"unsupported storage URL {redact(url)}: use sqlite://, "
                          "postgresql://, mysql:// or a journal file path")
     path = Path(url)
@@ -52,12 +52,7 @@ def open_storage(url: str | None):
         raise UsageError(f"cannot open storage file {path}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise StudyError(f"storage file {path} is not a readable journal: "
-                         f"{_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+                         f"{first_line(exc)}") from None
 
 
 class ModelStore:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ._version import __version__
-from .errors import AutoRegError
+from .errors import AutoRegError, first_line
 from .storage import redact
 
 DEFAULT_EXPERIMENT = "autoreg"
@@ -30,7 +30,23 @@ def _client(tracking_uri):
     from mlflow import MlflowClient
 
     uri = tracking_uri or mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        _check_reachable(uri)
     return MlflowClient(tracking_uri=uri), uri
+
+
+def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a server is down."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # the server answered: reachable, whatever it thinks of /health
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow server {redact(uri)} is unreachable: {reason}") from None
 
 
 def _experiment_id(client, name: str) -> str:
@@ -56,10 +72,11 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
     try:
         client, uri = _client(tracking_uri)
         exp_id = _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
+    except TrackingError:
+        raise
     except Exception as exc:
-        raise TrackingError(f"cannot reach MLflow at {redact(tracking_uri) or 'the default store'}:"
-                            f" {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                            ) from None
+        where = redact(tracking_uri) or "the default store"
+        raise TrackingError(f"cannot reach MLflow at {where}: {first_line(exc)}") from None
     study = result.study_name
     parent = _find_parent(client, exp_id, study)
     if parent is None:

@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse as sp
 
 import autoreg
-from autoreg.errors import DataError, StudyError, UsageError
 from autoreg.engine import prepare
+from autoreg.errors import DataError, StudyError, UsageError
 
 FAST = dict(n_trials=12, log_mlflow=False)
 

@@ -85,3 +85,12 @@ def test_no_raw_data_and_no_password_reach_mlflow(client, tiny_regression, tmp_p
     from autoreg.storage import redact
 
     assert redact("postgresql://bob:hunter2@db:5432/x") == "postgresql://bob:***@db:5432/x"
+
+
+def test_unreachable_server_keeps_the_trials(tiny_regression):
+    X, y = tiny_regression
+    with pytest.warns(RuntimeWarning, match="unreachable"):
+        result = autoreg.search(X, y, n_trials=4, study_name="offline",
+                                tracking_uri="http://127.0.0.1:9")
+    assert result.mlflow_run_id is None and "unreachable" in result.tracking_error
+    assert len(result.trials) == 4  # the search itself completed and kept its trials
