@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
 from . import export
 from .errors import DataError, ExportFormatError
-from .prep import categorical_values
+
+# Loading a model needs numpy alone: pandas and scipy are imported only when the input to
+# predict is a DataFrame or a sparse matrix, which means the caller has them loaded anyway.
+
+MISSING = "<NA>"  # the category that stands for a missing value in a categorical column
+
+
+def _is_frame(X) -> bool:
+    return type(X).__module__.startswith("pandas") and hasattr(X, "iloc")
+
+
+def _is_sparse(X) -> bool:
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def _missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return value != value
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def categorical_values(column) -> np.ndarray:
+    """Category labels as strings, with missing values as their own label."""
+    values = (column.to_numpy(dtype=object) if hasattr(column, "to_numpy")
+              else np.asarray(column, dtype=object))
+    return np.array([MISSING if _missing(v) else str(v) for v in values], dtype=object)
+
+
+def category_codes(labels: np.ndarray, categories) -> np.ndarray:
+    """Index of each label in ``categories``; -1 for a label not among them."""
+    lookup = {c: i for i, c in enumerate(categories)}
+    return np.fromiter((lookup.get(v, -1) for v in labels), dtype=np.int64, count=len(labels))
 
 
 def _jsonable(values) -> list:
@@ -146,11 +177,11 @@ class LinearPredictor:
                 k = len(spec["cats"])
                 if by_name:
                     col = X[spec["col"]]
-                elif isinstance(X, pd.DataFrame):
+                elif _is_frame(X):
                     col = X.iloc[:, spec["pos"]]
                 else:
-                    col = pd.Series(X[:, spec["pos"]], dtype=object)
-                codes = pd.Index(spec["cats"]).get_indexer(categorical_values(col))
+                    col = X[:, spec["pos"]]
+                codes = category_codes(categorical_values(col), spec["cats"])
                 block = np.vstack([w[offset: offset + k], np.zeros((1, w.shape[1]))])
                 out += block[codes]  # code -1 (unseen category) picks the zero row
                 offset += k
@@ -158,16 +189,18 @@ class LinearPredictor:
 
     def _input(self, X) -> tuple[object, bool]:
         """``X`` as a DataFrame, CSR matrix or 2-d array, and whether to find columns by name."""
-        if isinstance(X, pd.DataFrame):
+        if _is_frame(X):
             names = list(self._num_names or []) + [c["col"] for c in self._cats]
             if names and self.input_type == "frame" and all(n in X.columns for n in names):
                 return X, True
             self._check_width(X)
             return X, False
-        if sp.issparse(X):
+        if _is_sparse(X):
             if X.ndim != 2:
                 raise DataError(f"expected a 2-dimensional input, got shape {X.shape}")
             self._check_width(X)
+            import scipy.sparse as sp
+
             return sp.csr_matrix(X), False
         X = np.asarray(X)
         if X.ndim != 2:
@@ -177,13 +210,17 @@ class LinearPredictor:
         return X, False
 
     def _numeric(self, X, by_name: bool) -> np.ndarray:
-        if sp.issparse(X):
+        if _is_sparse(X):
             return X[:, self._num_pos]  # stays sparse; sparse @ dense gives a dense result
-        if isinstance(X, pd.DataFrame):
+        if _is_frame(X):
+            import pandas as pd
+
             num = X[self._num_names] if by_name else X.iloc[:, self._num_pos]
             num = num.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64,
                                                                        na_value=np.nan)
         elif X.dtype.kind in "OSU":  # mixed rows of a frame model given as an array
+            import pandas as pd
+
             num = pd.DataFrame(X[:, self._num_pos]).apply(pd.to_numeric, errors="coerce")
             num = num.to_numpy(dtype=np.float64, na_value=np.nan)
         else:

@@ -11,8 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DataError
-
-MISSING = "<NA>"  # the category that stands for a missing value in a categorical column
+from .model import MISSING, categorical_values, category_codes  # noqa: F401 (MISSING: re-export)
 
 
 def categorical_columns(df: pd.DataFrame) -> list[str]:
@@ -25,15 +24,6 @@ def categorical_columns(df: pd.DataFrame) -> list[str]:
             raise DataError(f"column {col!r} holds dates or durations; convert it to numbers first")
         cats.append(col)
     return cats
-
-
-def categorical_values(series: pd.Series) -> np.ndarray:
-    """Category labels as strings, with missing values as their own label."""
-    values = series.astype(object)
-    missing = pd.isna(values).to_numpy()
-    out = values.astype(str).to_numpy(dtype=object)
-    out[missing] = MISSING
-    return out
 
 
 class Prep:
@@ -106,7 +96,7 @@ class Prep:
             return dense
         blocks = [sp.csr_matrix(dense)]
         for col, cats in zip(self.cat_cols, self.categories, strict=True):
-            codes = pd.Index(cats).get_indexer(categorical_values(X.iloc[:, col]))
+            codes = category_codes(categorical_values(X.iloc[:, col]), cats)
             rows = np.flatnonzero(codes >= 0)
             blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),
                                         shape=(len(codes), len(cats))))
