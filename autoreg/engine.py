@@ -19,7 +19,6 @@ from . import data as data_mod
 from ._version import __version__
 from .errors import AutoRegError, DataError, StudyError, UsageError, first_line
 from .families import FAMILIES
-from .model import LinearPredictor
 from .objectives import Metric, check_objectives, directions, sparsity
 from .prep import Prep
 from .registry import load_techniques
@@ -205,9 +204,9 @@ class Objective:
             fctx = dataclasses.replace(ctx, n_samples=fold.X_train.shape[0])
             est = family.estimator(recipe.penalty, fctx)
             t0 = time.perf_counter()
-            coef, intercept = family.fit(est, fold.X_train, fold.y_train, self.n_out)
+            fitted = family.fit(est, fold.X_train, fold.y_train, self.n_out)
             fit_seconds += time.perf_counter() - t0
-            decision = fold.X_val @ coef + intercept
+            decision = family.decision(fitted, fold.X_val)
             fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
                                                 else decision))
         error = float(np.mean(fold_errors))
@@ -217,16 +216,15 @@ class Objective:
             if len(fold_errors) > 1 else float("nan")
         est = family.estimator(recipe.penalty, ctx)
         t0 = time.perf_counter()
-        coef, intercept = family.fit(est, ws.X_full, ws.y_full, self.n_out)
+        fitted = family.fit(est, ws.X_full, ws.y_full, self.n_out)
         fit_seconds += time.perf_counter() - t0
-        model = LinearPredictor.from_fit(ws.prep, coef, intercept, ws.dataset.task,
-                                         ws.dataset.classes)
+        model = family.predictor(fitted, ws.prep, ws.dataset.task, ws.dataset.classes)
         blob = model.to_bytes()
         artifact = ModelStore.artifact_id(self.study_key, trial.number)
         self.models.put(artifact, blob)
         measured = {
             "error": error,
-            "sparsity": sparsity(family.weights(coef)),
+            "sparsity": sparsity(family.weights(fitted)),
             "size": len(blob),
         }
         trial.set_user_attr("autoreg", {

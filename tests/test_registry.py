@@ -106,9 +106,9 @@ def test_builtin_l1_keeps_the_intercept_on_binary_tasks():
     family = FAMILIES["linear"]
     ctx = family.context(X, y, "binary", 2, seed=0)
     l1 = load_techniques()["l1"].technique
-    coef, intercept = family.fit(l1(strength=1.0).linear_estimator(ctx), X, y, 1)
-    assert not coef.any()
-    assert 1 / (1 + np.exp(-intercept[0])) == pytest.approx(y.mean(), abs=0.03)
+    fitted = family.fit(l1(strength=1.0).linear_estimator(ctx), X, y, 1)
+    assert not fitted.coef.any()
+    assert 1 / (1 + np.exp(-fitted.intercept[0])) == pytest.approx(y.mean(), abs=0.03)
 
 
 def test_the_host_imports_no_plugin_by_name():

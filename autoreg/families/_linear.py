@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..model import LinearPredictor
 from ..technique import LinearContext
+
+
+@dataclass
+class LinearFit:
+    coef: np.ndarray  # features x outputs, on preprocessed features
+    intercept: np.ndarray  # outputs
 
 
 class LinearFamily:
@@ -40,8 +48,8 @@ class LinearFamily:
 
         return LogisticRegression(C=np.inf, max_iter=1000)
 
-    def fit(self, est, X, y, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-        """Fit and return ``coef`` (features x outputs) and ``intercept`` (outputs)."""
+    def fit(self, est, X, y, n_out: int) -> LinearFit:
+        """Fit ``est``; keep ``coef`` (features x outputs) and ``intercept`` (outputs)."""
         with warnings.catch_warnings():
             # Convergence and deprecation chatter from solvers is not the user's to read
             # per trial; the error objective shows a poorly converged model for what it is.
@@ -54,8 +62,19 @@ class LinearFamily:
             intercept = np.repeat(intercept, coef.shape[0])
         if coef.shape[0] != n_out:
             raise ValueError(f"estimator gave {coef.shape[0]} outputs, expected {n_out}")
-        return coef.T, intercept
+        return LinearFit(coef.T, intercept)
 
     @staticmethod
-    def weights(coef: np.ndarray) -> list[np.ndarray]:
-        return [coef]
+    def decision(fitted: LinearFit, X) -> np.ndarray:
+        """Raw outputs on preprocessed rows: one column per output."""
+        return np.asarray(X @ fitted.coef) + fitted.intercept
+
+    @staticmethod
+    def weights(fitted: LinearFit) -> list[np.ndarray]:
+        """The weights whose zeros count toward sparsity (the intercept is not one)."""
+        return [fitted.coef]
+
+    @staticmethod
+    def predictor(fitted: LinearFit, prep, task: str, classes) -> LinearPredictor:
+        """The shippable model: preprocessing folded in, only kept features."""
+        return LinearPredictor.from_fit(prep, fitted.coef, fitted.intercept, task, classes)
