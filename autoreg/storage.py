@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -46,13 +47,39 @@ def open_storage(url: str | None):
     path = Path(url)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        backend = _journal_file(str(path))
         return optuna.storages.JournalStorage(backend)
     except OSError as exc:
         raise UsageError(f"cannot open storage file {path}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise StudyError(f"storage file {path} is not a readable journal: "
                          f"{first_line(exc)}") from None
+
+
+# Journal operations that change a trial's parameters or attributes while it runs. Writing them
+# without fsync is safe: they reach the file (and every other process) at once, and the fsync
+# that ends the trial (its state and values) makes everything before it durable too.
+_UNSYNCED_OPS = frozenset({4, 5, 7, 8, 9})
+
+
+def _journal_file(path: str):
+    """Optuna's journal file backend, syncing to disk when a trial or the study changes state
+    rather than on each of a trial's half-dozen writes (which made fsync most of the per-trial
+    cost of the default storage)."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class SyncOnFinishJournal(JournalFileBackend):
+        def append_logs(self, logs):
+            data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            with get_lock_file(self._lock):
+                with open(self._file_path, "ab") as f:
+                    f.write(data.encode("utf-8"))
+                    f.flush()
+                    if any(log.get("op_code") not in _UNSYNCED_OPS for log in logs):
+                        os.fsync(f.fileno())
+
+    return SyncOnFinishJournal(path)
 
 
 class ModelStore:
