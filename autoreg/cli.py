@@ -65,7 +65,8 @@ def cli(ctx, disable, modules):
               help="Total trials of the study (a resumed study runs only the rest).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
 @click.option("--sampler", default="tpe", show_default=True,
-              type=click.Choice(["tpe", "nsga2", "random"]))
+              type=click.Choice(["tpe", "random"]),
+              help="Optuna sampler (the Python API also takes a sampler object).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--storage", help="Optuna storage URL or journal file "
               "(default: .autoreg/studies.journal, or $AUTOREG_HOME).")

@@ -26,7 +26,7 @@ from .result import SearchResult
 from .space import SearchSpace
 from .storage import ModelStore, open_storage, redact
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "random")
 AUTO_CV_MAX_ROWS = 10_000
 AUTO_CV_MAX_NNZ = 5_000_000
 DEFAULT_FOLDS = 5
@@ -156,18 +156,20 @@ def _take(X, idx):
     return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
 
 
-def _sampler(name: str, seed: int):
+def _sampler(name, seed: int):
+    """An Optuna sampler by name, or the user's own sampler instance as given."""
     import optuna
 
+    if isinstance(name, optuna.samplers.BaseSampler):
+        return name
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise UsageError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
+    raise UsageError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)} or pass an "
+                     "Optuna sampler")
 
 
 def _study_key(name: str) -> str:
@@ -319,8 +321,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if n_jobs != 1:
         raise UsageError("n_jobs > 1 (parallel workers) is not available yet; use n_jobs=1")
-    if sampler not in SAMPLERS:
-        raise UsageError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    sampler_obj = _sampler(sampler, seed)
+    sampler = sampler if isinstance(sampler, str) else type(sampler).__name__
     constraints = {k: float(v) for k, v in (("max_size", max_size),
                                             ("min_sparsity", min_sparsity),
                                             ("max_error", max_error)) if v is not None}
@@ -336,7 +338,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                          constraints, families, techniques)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
-    study, resumed = _open_study(store, study_name, settings, objectives, _sampler(sampler, seed))
+    study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
     key = _study_key(study.study_name)
     models = ModelStore(artifacts)
     study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))

@@ -235,3 +235,12 @@ def test_too_few_rows_for_folds():
     y = np.arange(8, dtype=float) * 1.5
     with pytest.raises(DataError, match="too few for 5-fold"):
         autoreg.search(X, y, n_trials=2, log_mlflow=False)
+
+
+def test_sampler_object_is_used(tiny_regression):
+    import optuna
+
+    X, y = tiny_regression
+    result = autoreg.search(X, y, sampler=optuna.samplers.RandomSampler(seed=5), **FAST)
+    assert result.settings["sampler"] == "RandomSampler"
+    assert isinstance(result.study.sampler, optuna.samplers.RandomSampler)
