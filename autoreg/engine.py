@@ -177,6 +177,40 @@ def _study_key(name: str) -> str:
     return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+class WarmStarts:
+    """Solutions of earlier trials, so a new fit can start from the nearest one.
+
+    Keyed by (fold, recipe); nearness is the distance between parameter vectors, with positive
+    values compared on a log scale (strengths span decades). Only the latest ``keep`` solutions
+    per key are held, which bounds memory on wide data.
+    """
+
+    def __init__(self, keep: int = 32):
+        self.keep = keep
+        self._seen: dict[tuple, list] = {}
+
+    @staticmethod
+    def _vector(params: dict) -> np.ndarray:
+        vals = [v for _, v in sorted(params.items())
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return np.array([math.log(v) if v > 0 else v for v in vals], dtype=float)
+
+    def nearest(self, key: tuple, params: dict):
+        entries = self._seen.get(key)
+        if not entries:
+            return None
+        vec = self._vector(params)
+        dists = [float(np.sum((vec - v) ** 2)) if len(v) == len(vec) else math.inf
+                 for v, _ in entries]
+        best = int(np.argmin(dists))
+        return entries[best][1] if math.isfinite(dists[best]) else None
+
+    def add(self, key: tuple, params: dict, fitted) -> None:
+        entries = self._seen.setdefault(key, [])
+        entries.append((self._vector(params), fitted))
+        del entries[: -self.keep]
+
+
 class Objective:
     """Fits and measures one recipe per trial."""
 
@@ -187,6 +221,7 @@ class Objective:
         self.constraints = constraints
         ds = ws.dataset
         self.n_out = 1 if ds.task in ("regression", "binary") else len(ds.classes)
+        self.warm = WarmStarts()
 
     def __call__(self, trial):
         try:
@@ -202,12 +237,15 @@ class Objective:
         ctx = ws.contexts[recipe.family]
         fit_seconds = 0.0
         fold_errors = []
-        for fold in ws.folds:
+        for i, fold in enumerate(ws.folds):
             fctx = dataclasses.replace(ctx, n_samples=fold.X_train.shape[0])
             est = family.estimator(recipe.penalty, fctx)
+            key = (i, recipe.family, recipe.name)
             t0 = time.perf_counter()
-            fitted = family.fit(est, fold.X_train, fold.y_train, self.n_out)
+            fitted = family.fit(est, fold.X_train, fold.y_train, self.n_out,
+                                init=self.warm.nearest(key, recipe.params))
             fit_seconds += time.perf_counter() - t0
+            self.warm.add(key, recipe.params, fitted)
             decision = family.decision(fitted, fold.X_val)
             fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
                                                 else decision))
@@ -217,9 +255,12 @@ class Objective:
         se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
             if len(fold_errors) > 1 else float("nan")
         est = family.estimator(recipe.penalty, ctx)
+        key = ("full", recipe.family, recipe.name)
         t0 = time.perf_counter()
-        fitted = family.fit(est, ws.X_full, ws.y_full, self.n_out)
+        fitted = family.fit(est, ws.X_full, ws.y_full, self.n_out,
+                            init=self.warm.nearest(key, recipe.params))
         fit_seconds += time.perf_counter() - t0
+        self.warm.add(key, recipe.params, fitted)
         model = family.predictor(fitted, ws.prep, ws.dataset.task, ws.dataset.classes)
         blob = model.to_bytes()
         artifact = ModelStore.artifact_id(self.study_key, trial.number)

@@ -10,7 +10,7 @@ class ElasticNet(Technique):
     description = ("Elastic net: l1_ratio of lasso plus the rest of ridge; keeps groups of "
                    "correlated features together while still zeroing weak ones. strength is a "
                    "fraction of the smallest penalty that zeroes every weight.")
-    space = {"strength": Float(1e-4, 1.0, log=True), "l1_ratio": Float(0.05, 0.95)}
+    space = {"strength": Float(1e-3, 1.0, log=True), "l1_ratio": Float(0.05, 0.95)}
 
     def linear_estimator(self, ctx: LinearContext):
         # At a given l1_ratio every weight is zero from alpha_max / l1_ratio on.
@@ -18,7 +18,7 @@ class ElasticNet(Technique):
         if ctx.task == "regression":
             from sklearn.linear_model import ElasticNet as SkElasticNet
 
-            return SkElasticNet(alpha=alpha, l1_ratio=self.l1_ratio, max_iter=2000,
+            return SkElasticNet(alpha=alpha, l1_ratio=self.l1_ratio,
                                 random_state=ctx.seed)
         from sklearn.linear_model import LogisticRegression
 

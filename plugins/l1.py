@@ -9,14 +9,14 @@ class L1(Technique):
     families = ("linear",)
     description = ("Lasso: penalizes the sum of absolute weights and sets weak ones to exactly "
                    "zero. strength is a fraction of the smallest penalty that zeroes every weight.")
-    space = {"strength": Float(1e-4, 1.0, log=True)}
+    space = {"strength": Float(1e-3, 1.0, log=True)}
 
     def linear_estimator(self, ctx: LinearContext):
         alpha = self.strength * ctx.alpha_max
         if ctx.task == "regression":
             from sklearn.linear_model import Lasso
 
-            return Lasso(alpha=alpha, max_iter=2000, random_state=ctx.seed)
+            return Lasso(alpha=alpha, random_state=ctx.seed)
         from sklearn.linear_model import LogisticRegression
 
         solver = "liblinear" if ctx.task == "binary" else "saga"

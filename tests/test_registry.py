@@ -336,7 +336,7 @@ def test_cli_plugins_json(capsys):
     assert l1["stage"] == "penalty"
     assert l1["families"] == ["linear"]
     assert l1["distribution"] == "autoreg" and l1["version"] == autoreg.__version__
-    assert l1["search_space"] == {"linear": {"strength": {"type": "float", "low": 1e-4,
+    assert l1["search_space"] == {"linear": {"strength": {"type": "float", "low": 1e-3,
                                                           "high": 1.0, "log": True}}}
     assert set(r["name"] for r in rows) >= BUILTINS
 
