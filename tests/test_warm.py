@@ -52,3 +52,19 @@ def test_warm_multinomial_saga_matches_cold():
     warm = fam.fit(warm_est, X, y, 3, init=near)
     np.testing.assert_allclose(warm.coef, cold.coef, atol=5e-3)
     assert warm_est.n_iter_[0] <= cold_est.n_iter_[0]
+
+
+def test_sparse_lasso_matches_scikit_learn_without_implicit_centering():
+    import scipy.sparse as sp
+
+    from autoreg.datasets import sparse_csr_regression
+
+    X, y = sparse_csr_regression(n_samples=800, n_features=2000, density=0.01, n_informative=10)
+    fam = FAMILIES["linear"]
+    for alpha in (0.05, 0.01):
+        ref = Lasso(alpha=alpha, tol=1e-8, max_iter=10_000).fit(X, y)
+        ours = fam.fit(Lasso(alpha=alpha, tol=1e-8, max_iter=10_000), X, y, 1)
+        np.testing.assert_allclose(ours.coef[:, 0], ref.coef_, atol=1e-4)
+        assert ours.intercept[0] == pytest.approx(ref.intercept_, abs=1e-4)
+        assert ((ours.coef[:, 0] != 0) == (ref.coef_ != 0)).mean() > 0.99
+    assert sp.issparse(X)
