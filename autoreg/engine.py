@@ -187,28 +187,31 @@ class WarmStarts:
 
     def __init__(self, keep: int = 32):
         self.keep = keep
-        self._seen: dict[tuple, list] = {}
+        self._seen: dict[tuple, tuple[list, list]] = {}
 
     @staticmethod
-    def _vector(params: dict) -> np.ndarray:
-        vals = [v for _, v in sorted(params.items())
+    def _vector(params: dict) -> list[float]:
+        return [math.log(v) if v > 0 else float(v) for _, v in sorted(params.items())
                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return np.array([math.log(v) if v > 0 else v for v in vals], dtype=float)
 
     def nearest(self, key: tuple, params: dict):
-        entries = self._seen.get(key)
-        if not entries:
+        vectors, fits = self._seen.get(key, ((), ()))
+        if not fits:
             return None
         vec = self._vector(params)
-        dists = [float(np.sum((vec - v) ** 2)) if len(v) == len(vec) else math.inf
-                 for v, _ in entries]
-        best = int(np.argmin(dists))
-        return entries[best][1] if math.isfinite(dists[best]) else None
+        best, best_d = None, math.inf
+        for v, fit in zip(vectors, fits, strict=True):
+            if len(v) == len(vec):
+                d = sum((a - b) ** 2 for a, b in zip(v, vec, strict=True))
+                if d < best_d:
+                    best, best_d = fit, d
+        return best
 
     def add(self, key: tuple, params: dict, fitted) -> None:
-        entries = self._seen.setdefault(key, [])
-        entries.append((self._vector(params), fitted))
-        del entries[: -self.keep]
+        vectors, fits = self._seen.setdefault(key, ([], []))
+        vectors.append(self._vector(params))
+        fits.append(fitted)
+        del vectors[: -self.keep], fits[: -self.keep]
 
 
 class Objective:
@@ -386,6 +389,11 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     objective = Objective(ws, space, metric, objectives, models, key, constraints)
     done = _finished(study)
     remaining = max(0, n_trials - done)
+    connection = None
+    if log_mlflow:
+        from .tracking import Connection
+
+        connection = Connection(tracking_uri, experiment)
     bar = _progress(progress, remaining, done, n_trials)
     callbacks = [bar.callback] if bar else []
     interrupted = False
@@ -400,6 +408,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
             bar.close()
     result = SearchResult(study, store=store, models=models, storage_url=storage)
     if not result.trials.shape[0]:
+        if connection is not None:
+            connection.wait()
         raise StudyError(_all_failed_message(result))
     result.measure_test_error(ws, metric)
     if log_mlflow:
@@ -407,7 +417,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
 
         try:
             result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
-                                              experiment=experiment, storage_url=storage)
+                                              experiment=experiment, storage_url=storage,
+                                              connection=connection)
         except TrackingError as exc:
             # The trials are in the study already; the record can be written later.
             result.tracking_error = str(exc)
