@@ -389,11 +389,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     objective = Objective(ws, space, metric, objectives, models, key, constraints)
     done = _finished(study)
     remaining = max(0, n_trials - done)
-    connection = None
-    if log_mlflow:
-        from .tracking import Connection
 
-        connection = Connection(tracking_uri, experiment)
     bar = _progress(progress, remaining, done, n_trials)
     callbacks = [bar.callback] if bar else []
     interrupted = False
@@ -408,8 +404,6 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
             bar.close()
     result = SearchResult(study, store=store, models=models, storage_url=storage)
     if not result.trials.shape[0]:
-        if connection is not None:
-            connection.wait()
         raise StudyError(_all_failed_message(result))
     result.measure_test_error(ws, metric)
     if log_mlflow:
@@ -417,8 +411,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
 
         try:
             result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
-                                              experiment=experiment, storage_url=storage,
-                                              connection=connection)
+                                              experiment=experiment, storage_url=storage)
         except TrackingError as exc:
             # The trials are in the study already; the record can be written later.
             result.tracking_error = str(exc)

@@ -75,46 +75,12 @@ def _connect(tracking_uri, experiment):
         raise TrackingError(f"cannot reach MLflow at {where}: {first_line(exc)}") from None
 
 
-class Connection:
-    """Imports mlflow and opens the tracking store in a background thread while trials run.
-
-    Importing mlflow and opening (or, the first time, creating) its store takes seconds; done
-    beside the search, that time is no longer added to every search's fixed cost, and an
-    unreachable server is known by the time the trials end.
-    """
-
-    def __init__(self, tracking_uri=None, experiment=None):
-        import threading
-
-        self._args = (tracking_uri, experiment)
-        self._value = self._error = None
-        self._thread = threading.Thread(target=self._run, name="autoreg-mlflow", daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        try:
-            self._value = _connect(*self._args)
-        except BaseException as exc:  # handed to the caller of get()
-            self._error = exc
-
-    def wait(self) -> None:
-        """Let the store finish opening (never leave a half-created store behind)."""
-        self._thread.join()
-
-    def get(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
-               storage_url=None, connection: Connection | None = None) -> str:
+               storage_url=None) -> str:
     """Log ``result`` and return the parent run id. A resumed study reuses its parent run."""
     from mlflow.entities import Metric, Param, RunTag
 
-    client, uri, exp_id = (connection.get() if connection is not None
-                           else _connect(tracking_uri, experiment))
+    client, uri, exp_id = _connect(tracking_uri, experiment)
     study = result.study_name
     parent = _find_parent(client, exp_id, study)
     if parent is None:
