@@ -228,21 +228,30 @@ def child_autoreg(n_trials: int, seed: int, breakdown: bool, warm_mlflow: bool =
     timers.wrap(SearchResult, "__init__", "fixed: SearchResult()")
     timers.wrap(SearchResult, "measure_test_error", "fixed: measure_test_error")
     # Split MLflow's own start-up (import, store creation) from the logging itself.
-    original_log, original_client = T.log_search, T._client
+    original_client = T._client
 
-    def log_search(*args, **kwargs):
-        t0 = time.perf_counter()
-        import mlflow  # noqa: F401
-        timers.seconds["mlflow: import"] = time.perf_counter() - t0
-        return original_log(*args, **kwargs)
-
-    def client(uri):
+    def client(uri):  # with a background Connection, this runs in that thread
         t0 = time.perf_counter()
         out = original_client(uri)
         timers.seconds["mlflow: client + store init"] = time.perf_counter() - t0
         return out
 
-    T.log_search, T._client = log_search, client
+    T._client = client
+    if hasattr(T, "Connection"):
+        # autoreg imports mlflow and opens the store in a thread while the trials run: time the
+        # thread, and what the main thread still waits for once the trials are done.
+        timers.wrap(T.Connection, "_run", "mlflow: background open (import + store), wall")
+        timers.wrap(T.Connection, "get", "mlflow: main thread waits for the open store")
+    else:
+        original_log = T.log_search
+
+        def log_search(*args, **kwargs):
+            t0 = time.perf_counter()
+            import mlflow  # noqa: F401
+            timers.seconds["mlflow: import"] = time.perf_counter() - t0
+            return original_log(*args, **kwargs)
+
+        T.log_search = log_search
     timers.wrap(T, "log_search", "fixed: log_search (MLflow, total)")
     tracking = os.environ["MLFLOW_TRACKING_URI"]
     if warm_mlflow:
@@ -397,17 +406,33 @@ def main() -> None:
         return r
 
     print(f"bench_overhead: N={small}/{large}, {reps} repetition(s), interleaved", flush=True)
-    for rep in range(reps):
+    # Others edit autoreg while this runs: a repetition counts only if all its runs measured one
+    # source version, and only repetitions of the latest version are kept (up to 3x reps tries).
+    kept: list[list[dict]] = []
+    discarded: list[dict] = []
+    attempt = 0
+    while len(kept) < reps and attempt < 3 * reps:
         order = [("loop", small), ("autoreg", small), ("loop", large), ("autoreg", large)]
-        if rep % 2:  # alternate which kind goes first, so drift in machine load hits both
+        if attempt % 2:  # alternate which kind goes first, so drift in machine load hits both
             order = [("autoreg", small), ("loop", small), ("autoreg", large), ("loop", large)]
-        for kind, n in order:
-            r = run(kind, n)
-            r["rep"] = rep
-            runs.append(r)
-        extras = [("autoreg_warm", small)] + ([] if args.no_naive else [("naive", small)])
-        for kind, n in extras:
-            r = run(kind, n)
+        order += [("autoreg_warm", small)] + ([] if args.no_naive else [("naive", small)])
+        attempt += 1
+        rep_runs = [run(kind, n) for kind, n in order]
+        versions = {r["source_digest"] for r in rep_runs}
+        if len(versions) > 1:
+            print("  autoreg's source changed during this repetition: discarded", flush=True)
+            discarded += rep_runs
+            continue
+        if kept and kept[0][0]["source_digest"] not in versions:
+            print(f"  autoreg's source changed: discarding {len(kept)} earlier repetition(s)",
+                  flush=True)
+            discarded += [r for rep in kept for r in rep]
+            kept = []
+        kept.append(rep_runs)
+    reps = len(kept)
+    runs = []
+    for rep, rep_runs in enumerate(kept):
+        for r in rep_runs:
             r["rep"] = rep
             runs.append(r)
 
@@ -460,6 +485,14 @@ def main() -> None:
             "prepare_s": median([r["prepare_s"] for r in mine]),
         }
     a, lp = summary["autoreg"], summary["loop"]
+    # The loop's line intercept is below its measured fixed cost because TPE's cost per trial grows
+    # with the trials (t = F + aN + bN^2 puts -3e4*b into a 100/300 intercept); autoreg runs the
+    # same sampler, so its fixed cost is its intercept corrected by the loop's bias. Time spent
+    # outside study.optimize() misses what autoreg overlaps with the trials (a background thread
+    # opening the MLflow store), so it is reported but not used for the target.
+    a["fixed_corrected_s"] = (a["fixed_intercept_s"] - lp["fixed_intercept_s"]
+                              + lp["fixed_outside_optimize_s"])
+    a[f"extra_vs_loop_at_{small}_s"] = a[f"t{small}_s"] - lp[f"t{small}_s"]
     ratios = {}
     for label, key, paired in (
             ("end to end, wall clock (ratio of medians) [headline]", "per_trial_marginal_s",
@@ -495,7 +528,7 @@ def main() -> None:
             [r["timers"]["mlflow: client + store init"]["seconds"] for r in warm]),
     }
     summary["pass_ratio"] = ratio <= TARGET_RATIO
-    summary["pass_fixed"] = a["fixed_outside_optimize_s"] <= TARGET_FIXED_S
+    summary["pass_fixed"] = a["fixed_corrected_s"] <= TARGET_FIXED_S
     if not args.no_naive:
         summary["naive"] = {f"t{small}_s": med("naive", small),
                             "per_trial_avg_s": med("naive", small) / small,
@@ -537,11 +570,16 @@ def main() -> None:
     print(f"target extra/loop <= {TARGET_RATIO:.0%} (headline): "
           f"{'PASS' if summary['pass_ratio'] else 'FAIL'}")
     print()
-    print(f"autoreg fixed cost (total - optimize): {a['fixed_outside_optimize_s']:.2f} s "
-          f"(line intercept {a['fixed_intercept_s']:.2f} s; target < {TARGET_FIXED_S:.0f} s): "
-          f"{'PASS' if summary['pass_fixed'] else 'FAIL'}")
-    print(f"  with an existing MLflow store (every search after the first): "
-          f"{w['fixed_outside_optimize_s']:.2f} s, of which log_search {w['log_search_s']:.2f} s")
+    print(f"autoreg fixed cost: {a['fixed_corrected_s']:.2f} s = its line intercept "
+          f"{a['fixed_intercept_s']:.2f} s - the loop's {lp['fixed_intercept_s']:.2f} s (TPE's "
+          f"growing cost per trial) + the loop's fixed {lp['fixed_outside_optimize_s']:.2f} s "
+          f"(target < {TARGET_FIXED_S:.0f} s): {'PASS' if summary['pass_fixed'] else 'FAIL'}")
+    print(f"  time outside study.optimize(): {a['fixed_outside_optimize_s']:.2f} s; an N={small}"
+          f" search takes {a[f'extra_vs_loop_at_{small}_s']:.2f} s longer than the loop")
+    print(f"  with an existing MLflow store (every search after the first): N={small} takes "
+          f"{w[f't{small}_s']:.2f} s (fresh store {a[f't{small}_s']:.2f} s); outside "
+          f"optimize {w['fixed_outside_optimize_s']:.2f} s, of which log_search "
+          f"{w['log_search_s']:.2f} s")
     print(table(["fixed-cost part (median, fresh MLflow store)", "s"],
                 [[k, v] for k, v in fixed_parts.items()]))
     if breakdowns:
@@ -568,10 +606,12 @@ def main() -> None:
         print(table(["piece", "loop", "loop + stock Optuna journal file", "autoreg"], rows))
         print(f"(fsync of one small journal append here: {fsync_ms:.2f} ms; without fsync "
               f"{flush_ms:.3f} ms)")
-    digests = sorted({r["source_digest"] for r in [*runs, *breakdowns.values()]})
-    if len(digests) > 1:
-        print(f"WARNING: autoreg's source changed during the benchmark ({len(digests)} versions: "
-              f"{', '.join(digests)}); the comparison mixes versions, run it again")
+    digests = sorted({r["source_digest"] for r in runs})
+    other = sorted({r["source_digest"] for r in breakdowns.values()} - set(digests))
+    print(f"autoreg source version measured: {', '.join(digests)}"
+          + (f" ({len(discarded)} runs of other versions discarded)" if discarded else ""))
+    if other:
+        print(f"WARNING: the breakdown runs measured another version ({', '.join(other)})")
     errors = {r.get("tracking_error") for r in runs if r.get("tracking_error")}
     if errors:
         print(f"WARNING: MLflow logging failed in some autoreg runs: {sorted(errors)}")
@@ -584,7 +624,7 @@ def main() -> None:
                "profile": str(profile_path) if profile_path else None,
                "journal_append_ms": {"fsync": fsync_ms, "flush_only": flush_ms},
                "environment": env, "loadavg_end": list(os.getloadavg()),
-               "source_versions": digests,
+               "source_versions": digests, "discarded_runs": discarded,
                "benchmark_wall_s": elapsed}
     path = write_json(name, payload)
     print(f"JSON: {path}")
