@@ -17,14 +17,14 @@ import numpy as np
 
 from . import data as data_mod
 from ._version import __version__
-from .errors import AutoRegError, DataError, StudyError, UsageError, first_line
+from .errors import DataError, StudyError, UsageError, first_line
 from .families import FAMILIES
 from .objectives import Metric, check_objectives, directions, sparsity
 from .prep import Prep
 from .registry import load_techniques
 from .result import SearchResult
 from .space import SearchSpace
-from .storage import ModelStore, open_storage, redact
+from .storage import ModelStore, open_storage
 
 SAMPLERS = ("tpe", "random")
 AUTO_CV_MAX_ROWS = 10_000
@@ -291,8 +291,8 @@ class Objective:
         return [measured[o] for o in self.objectives]
 
 
-def _settings(ds, space, objectives, metric, validation, seed, sampler, test_size, constraints,
-              families_requested, techniques_requested) -> dict:
+def _settings(ds, space, objectives, metric, validation, seed, sampler, test_size,
+              constraints) -> dict:
     return {
         "dataset": ds.name,
         "dataset_digest": ds.digest,
@@ -379,7 +379,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     ws = prepare(ds, validation, test_size, seed, space.families)
     metric.check(ws.y_full)
     settings = _settings(ds, space, objectives, metric, ws.validation, seed, sampler, test_size,
-                         constraints, families, techniques)
+                         constraints)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
     study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
@@ -463,4 +463,4 @@ def _progress(enabled, remaining, done, total):
     return _Progress(remaining, done, total)
 
 
-__all__ = ["search", "prepare", "AutoRegError", "redact"]
+__all__ = ["search", "prepare"]
