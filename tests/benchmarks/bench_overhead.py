@@ -417,7 +417,13 @@ def main() -> None:
             order = [("autoreg", small), ("loop", small), ("autoreg", large), ("loop", large)]
         order += [("autoreg_warm", small)] + ([] if args.no_naive else [("naive", small)])
         attempt += 1
-        rep_runs = [run(kind, n) for kind, n in order]
+        try:
+            rep_runs = [run(kind, n) for kind, n in order]
+        except RuntimeError as exc:  # typically autoreg caught half-way through an edit
+            print(f"  a run failed, repetition discarded: {str(exc).splitlines()[-1]}",
+                  flush=True)
+            discarded.append({"error": str(exc)})
+            continue
         versions = {r["source_digest"] for r in rep_runs}
         if len(versions) > 1:
             print("  autoreg's source changed during this repetition: discarded", flush=True)
@@ -440,15 +446,23 @@ def main() -> None:
     breakdowns = {}
     if not args.no_breakdown:
         print("per-trial breakdown runs (instrumented, not used for the headline numbers):")
-        for kind in ("loop", "loop_journal", "autoreg"):
-            breakdowns[kind] = run(kind, large, ["--breakdown"])
+        try:
+            for kind in ("loop", "loop_journal", "autoreg"):
+                breakdowns[kind] = run(kind, large, ["--breakdown"])
+        except RuntimeError as exc:
+            print(f"  a breakdown run failed, no breakdown: {str(exc).splitlines()[-1]}")
+            breakdowns = {}
 
     profile_path = None
     if args.profile:
         profile_path = RESULTS / f"{name}_profile.txt"
         RESULTS.mkdir(parents=True, exist_ok=True)
-        r = run_child(SCRIPT, ["profile", str(large), str(args.seed), str(profile_path)])
-        print(f"  profile  N={large:4d}  {r['total_s']:7.2f} s -> {profile_path}")
+        try:
+            r = run_child(SCRIPT, ["profile", str(large), str(args.seed), str(profile_path)])
+            print(f"  profile  N={large:4d}  {r['total_s']:7.2f} s -> {profile_path}")
+        except RuntimeError as exc:
+            print(f"  the profile run failed: {str(exc).splitlines()[-1]}")
+            profile_path = None
 
     def med(kind, n, key="total_s"):
         return median([r[key] for r in runs if r["kind"] == kind and r["n_trials"] == n])
