@@ -7,6 +7,14 @@ then the tensor bytes back to back. Each tensor is stored in the smallest of thr
 - ``c`` coordinates: flat indices of the non-zeros (the narrowest unsigned type) and their values;
 - ``b`` bitmap: one bit per element saying non-zero, then the non-zero values.
 
+A :class:`Quantized` tensor (integer codes at 2, 4 or 8 bits with one float32 scale per output
+channel, the last axis) is stored as the smaller of
+
+- ``q``: the scales, then every code bit-packed at its bit width;
+- ``qb``: the scales, a bitmap of the non-zero codes, then those codes bit-packed;
+
+and reads back as the float32 tensor ``codes * scales``.
+
 Signed zeros are written as +0.0. Reading needs numpy and the standard library only.
 """
 
@@ -16,6 +24,7 @@ import json
 import math
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +34,80 @@ MAGIC = b"AUTOREG\x01"
 _LEN = struct.Struct("<I")
 _DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8",
            "uint64", "uint32", "uint16", "uint8", "bool")
+
+
+QUANT_BITS = (2, 4, 8)
+
+
+class Quantized:
+    """A weight tensor as signed integer codes and one float32 scale per output channel."""
+
+    def __init__(self, codes: np.ndarray, scales: np.ndarray, bits: int):
+        if bits not in QUANT_BITS:
+            raise ExportFormatError(f"quantized tensors use {QUANT_BITS} bits, not {bits}")
+        codes = np.asarray(codes)
+        qmax = 2 ** (bits - 1) - 1
+        if codes.dtype.kind not in "iu" or (codes.size and np.abs(codes).max() > qmax):
+            raise ExportFormatError(f"{bits}-bit codes must be integers in [-{qmax}, {qmax}]")
+        self.codes = codes.astype(np.int8)
+        channels = codes.shape[-1] if codes.ndim else 1
+        self.scales = np.asarray(scales, dtype=np.float32).reshape(-1)
+        if self.scales.shape != (channels,) or not np.isfinite(self.scales).all():
+            raise ExportFormatError(f"need {channels} finite scales, one per output channel")
+        self.bits = bits
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.codes.shape
+
+    def dequantize(self) -> np.ndarray:
+        """The float32 weights the codes stand for (what a loaded model computes with)."""
+        return (self.codes.astype(np.float32) * self.scales).astype(np.float32)
+
+
+def quantize(weights: np.ndarray, bits: int) -> Quantized:
+    """Symmetric per-channel quantization along the last axis; zeros stay exactly zero."""
+    if bits not in QUANT_BITS:
+        raise ExportFormatError(f"quantized tensors use {QUANT_BITS} bits, not {bits}")
+    w = np.asarray(weights, dtype=np.float64)
+    qmax = 2 ** (bits - 1) - 1
+    flat = w.reshape(-1, w.shape[-1]) if w.ndim else w.reshape(1, 1)
+    peak = np.abs(flat).max(axis=0) if flat.size else np.zeros(flat.shape[-1])
+    scales = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(w / scales.astype(np.float64)), -qmax, qmax).astype(np.int8)
+    return Quantized(codes, scales, bits)
+
+
+def _pack(values: np.ndarray, bits: int) -> bytes:
+    """Unsigned values below 2**bits, ``bits`` bits each, most significant bit first."""
+    if not len(values):
+        return b""
+    planes = np.unpackbits(values.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    return np.packbits(planes.reshape(-1)).tobytes()
+
+
+def _unpack(blob, count: int, bits: int) -> np.ndarray:
+    if not count:
+        return np.zeros(0, np.uint8)
+    planes = np.unpackbits(np.frombuffer(blob, np.uint8), count=count * bits).reshape(count, bits)
+    padded = np.zeros((count, 8), np.uint8)
+    padded[:, 8 - bits:] = planes
+    return np.packbits(padded, axis=1).reshape(-1)
+
+
+def _encode_quantized(q: Quantized) -> tuple[list, bytes]:
+    qmax = 2 ** (q.bits - 1) - 1
+    flat = q.codes.reshape(-1)
+    mask = flat != 0
+    scales = q.scales.astype("<f4").tobytes()
+    dense = scales + _pack(flat + qmax, q.bits)
+    entry = ["q", "float32", list(q.shape), q.bits]
+    if mask.all():
+        return entry, dense
+    sparse = scales + np.packbits(mask).tobytes() + _pack(flat[mask] + qmax, q.bits)
+    if len(sparse) < len(dense):
+        return ["qb", "float32", list(q.shape), q.bits, int(mask.sum())], sparse
+    return entry, dense
 
 
 def _index_dtype(size: int) -> np.dtype:
@@ -40,8 +123,10 @@ def _nonzero(flat: np.ndarray) -> np.ndarray:
     return flat != 0
 
 
-def encode_tensor(arr: np.ndarray) -> tuple[list, bytes]:
-    """The header entry and bytes of ``arr`` in its smallest encoding."""
+def encode_tensor(arr) -> tuple[list, bytes]:
+    """The header entry and bytes of ``arr`` (an array or :class:`Quantized`), smallest first."""
+    if isinstance(arr, Quantized):
+        return _encode_quantized(arr)
     arr = np.asarray(arr)
     if arr.dtype.name not in _DTYPES:
         raise ExportFormatError(f"cannot store dtype {arr.dtype}")
@@ -69,40 +154,89 @@ def _is_count(value) -> bool:
     return type(value) is int and value >= 0  # JSON true/false are not counts
 
 
-def _parse_entry(entry) -> tuple[str, np.dtype, tuple[int, ...], int, int]:
-    """``(encoding, dtype, shape, size, nnz)`` of a header entry, or ExportFormatError."""
-    if not isinstance(entry, list) or len(entry) not in (3, 4):
+class _Entry(NamedTuple):
+    enc: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    size: int
+    nnz: int
+    bits: int  # quantized encodings only
+
+
+_LENGTHS = {"d": 3, "c": 4, "b": 4, "q": 4, "qb": 5}
+
+
+def _parse_entry(entry) -> _Entry:
+    """A checked header entry, or ExportFormatError."""
+    if not isinstance(entry, list) or len(entry) < 3:
         raise ExportFormatError(f"corrupt tensor entry {str(entry)[:60]}")
     enc, dtype, shape = entry[:3]
-    if enc not in ("d", "c", "b"):
+    if not isinstance(enc, str) or enc not in _LENGTHS:
         raise ExportFormatError(f"unknown tensor encoding {str(enc)[:20]!r}")
-    if len(entry) != (3 if enc == "d" else 4):
+    if len(entry) != _LENGTHS[enc]:
         raise ExportFormatError(f"corrupt tensor entry {str(entry)[:60]}")
     if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise ExportFormatError(f"unknown dtype {str(dtype)[:20]!r}")
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
         raise ExportFormatError(f"corrupt tensor shape {str(shape)[:60]}")
     size = math.prod(shape)
-    nnz = size if enc == "d" else entry[3]
+    bits = 0
+    if enc in ("q", "qb"):
+        bits = entry[3]
+        if dtype != "float32" or bits not in QUANT_BITS or type(bits) is not int:
+            raise ExportFormatError(f"corrupt quantized tensor entry {str(entry)[:60]}")
+    nnz = {"d": size, "c": entry[-1], "b": entry[-1], "q": size, "qb": entry[-1]}[enc]
     if not _is_count(nnz) or nnz > size:
         raise ExportFormatError(f"corrupt non-zero count {str(nnz)[:20]}")
-    return enc, np.dtype(dtype).newbyteorder("<"), tuple(shape), size, nnz
+    return _Entry(enc, np.dtype(dtype).newbyteorder("<"), tuple(shape), size, nnz, bits)
 
 
-def _tensor_nbytes(enc: str, dtype: np.dtype, size: int, nnz: int) -> int:
-    if enc == "d":
-        return size * dtype.itemsize
-    if enc == "c":
-        return nnz * (_index_dtype(size).itemsize + dtype.itemsize)
-    return (size + 7) // 8 + nnz * dtype.itemsize
+def _tensor_nbytes(e: _Entry) -> int:
+    if e.enc == "d":
+        return e.size * e.dtype.itemsize
+    if e.enc == "c":
+        return e.nnz * (_index_dtype(e.size).itemsize + e.dtype.itemsize)
+    if e.enc == "b":
+        return (e.size + 7) // 8 + e.nnz * e.dtype.itemsize
+    scales = 4 * (e.shape[-1] if e.shape else 1)
+    if e.enc == "q":
+        return scales + (e.size * e.bits + 7) // 8
+    return scales + (e.size + 7) // 8 + (e.nnz * e.bits + 7) // 8
+
+
+def _decode_quantized(e: _Entry, blob) -> np.ndarray:
+    channels = e.shape[-1] if e.shape else 1
+    scales = np.frombuffer(blob, "<f4", count=channels).astype(np.float32)
+    if not np.isfinite(scales).all():
+        raise ExportFormatError("corrupt quantized tensor (a scale is not finite)")
+    qmax = 2 ** (e.bits - 1) - 1
+    rest = blob[4 * channels:]
+    if e.enc == "q":
+        codes = _unpack(rest, e.size, e.bits).astype(np.int16) - qmax
+    else:
+        nbits = (e.size + 7) // 8
+        present = np.unpackbits(np.frombuffer(rest[:nbits], np.uint8))
+        if present[e.size:].any() or int(present[: e.size].sum()) != e.nnz:
+            raise ExportFormatError("corrupt quantized tensor (bitmap and count disagree)")
+        vals = _unpack(rest[nbits:], e.nnz, e.bits).astype(np.int16) - qmax
+        if (vals == 0).any():
+            raise ExportFormatError("corrupt quantized tensor (a stored code is zero)")
+        codes = np.zeros(e.size, np.int16)
+        codes[np.flatnonzero(present[: e.size])] = vals
+    if codes.size and np.abs(codes).max() > qmax:
+        raise ExportFormatError("corrupt quantized tensor (a code is out of range)")
+    return Quantized(codes.reshape(e.shape), scales, e.bits).dequantize()
 
 
 def decode_tensor(entry: list, blob) -> np.ndarray:
     """The array an entry and exactly its bytes stand for; ExportFormatError if they disagree."""
-    enc, dtype, shape, size, nnz = _parse_entry(entry)
+    e = _parse_entry(entry)
+    enc, dtype, shape, size, nnz = e.enc, e.dtype, e.shape, e.size, e.nnz
     blob = memoryview(blob)
-    if len(blob) != _tensor_nbytes(enc, dtype, size, nnz):
+    if len(blob) != _tensor_nbytes(e):
         raise ExportFormatError("tensor bytes do not match the header")
+    if enc in ("q", "qb"):
+        return _decode_quantized(e, blob)
     native = dtype.newbyteorder("=")
     if enc == "d":
         return np.frombuffer(blob, dtype=dtype, count=size).astype(native).reshape(shape)
@@ -165,8 +299,7 @@ def loads(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         offset = start + hlen
         tensors = {}
         for name, entry in entries.items():
-            enc, dtype, _, size, nnz = _parse_entry(entry)
-            n = _tensor_nbytes(enc, dtype, size, nnz)
+            n = _tensor_nbytes(_parse_entry(entry))
             if offset + n > len(view):
                 raise ExportFormatError("truncated autoreg model file")
             tensors[name] = decode_tensor(entry, view[offset: offset + n])
