@@ -7,6 +7,8 @@ import numpy as np
 from .errors import UsageError, first_line
 
 OBJECTIVES = {"error": "minimize", "sparsity": "maximize", "size": "minimize"}
+#: The result column that holds each objective.
+COLUMNS = {"error": "error", "sparsity": "sparsity", "size": "size_bytes"}
 
 
 _OUTPUT_CLASSES: dict = {}

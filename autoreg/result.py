@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import StudyError, UsageError
+from .objectives import COLUMNS
 
 PICK_RULES = ("within", "1se", "knee")
 TEST_ERRORS_ATTR = "autoreg.test_errors"
@@ -63,7 +64,7 @@ class SearchResult:
         cols = ["trial", "recipe", *params, *METRIC_COLUMNS, "feasible", "pareto"]
         self.trials = pd.DataFrame(rows, columns=cols)
         front = self.trials[self.trials["pareto"].astype(bool)]
-        keys = [{"size": "size_bytes"}.get(o, o) for o in self.objectives]
+        keys = [COLUMNS[o] for o in self.objectives]
         front = front.sort_values("trial").drop_duplicates(subset=keys, keep="first")
         self.front = front.sort_values(["error", "size_bytes", "trial"]).reset_index(drop=True)
         failed = [t for t in all_trials if t.state == TrialState.FAIL]
@@ -110,7 +111,7 @@ class SearchResult:
     def _knee(self, front: pd.DataFrame) -> pd.Series:
         cols = {"error": 1, "size": 1, "sparsity": -1}
         mat = np.column_stack([
-            front[{"size": "size_bytes"}.get(o, o)].to_numpy(float) * cols[o]
+            front[COLUMNS[o]].to_numpy(float) * cols[o]
             for o in self.objectives])
         lo, hi = mat.min(axis=0), mat.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
