@@ -53,7 +53,13 @@ def cli(ctx, disable, modules):
               type=click.Choice(["auto", "regression", "classification", "binary", "multiclass"]))
 @click.option("--techniques", help="Comma-separated techniques to search (default: all, plus "
               "'none', the unpenalized baseline).")
-@click.option("--family", "families", help="Comma-separated model families (default: all).")
+@click.option("--family", "families", help="Comma-separated model families: linear, mlp "
+              "(default: linear).")
+@click.option("--hidden", help="Hidden layer sizes of the mlp family, e.g. 128,64 "
+              "(default: 128,64).")
+@click.option("--groups", "groups_file", type=click.Path(dir_okay=False),
+              help="JSON file of feature groups for group_lasso: a list of column lists or an "
+              "object of named column lists (default: one group per input column).")
 @click.option("--objectives", default="error,sparsity,size", show_default=True,
               help="Comma-separated objectives: error, sparsity, size.")
 @click.option("--metric", help="Error metric: rmse, log_loss, or a scikit-learn scorer name.")
@@ -85,7 +91,8 @@ def cli(ctx, disable, modules):
               help="Relative error tolerance of the 'within' rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, nothing else.")
 @click.pass_obj
-def search(obj, data, target, task, techniques, families, objectives, metric, validation,
+def search(obj, data, target, task, techniques, families, hidden, groups_file, objectives,
+           metric, validation,
            test_size, trials, timeout, sampler, seed, storage, study_name, artifacts,
            tracking_uri, experiment, no_mlflow, jobs, max_size, min_sparsity, max_error, rule,
            tolerance, as_json):
@@ -102,6 +109,7 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
                   n_jobs=jobs, seed=seed, sampler=sampler, test_size=test_size,
                   max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
                   disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
+                  hidden=hidden, groups=_read_groups(groups_file),
                   progress=not as_json and sys.stderr.isatty())
     result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
     pick = result.pick(rule, tolerance=tolerance)
@@ -123,6 +131,23 @@ def search(obj, data, target, task, techniques, families, objectives, metric, va
                    "(the trials are safe in the study)", err=True)
     if result.interrupted:
         sys.exit(130)
+
+
+def _read_groups(path):
+    if path is None:
+        return None
+    from .errors import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"groups file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read groups file {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"groups file {path} is not valid JSON: {exc.msg} at line "
+                         f"{exc.lineno}") from None
 
 
 def _storage_label(storage) -> str:

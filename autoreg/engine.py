@@ -25,6 +25,7 @@ from .registry import load_techniques
 from .result import SearchResult
 from .space import SearchSpace
 from .storage import ModelStore, open_storage
+from .technique import CompressContext
 
 SAMPLERS = ("tpe", "random")
 AUTO_CV_MAX_ROWS = 10_000
@@ -39,6 +40,7 @@ class Fold:
     y_train: np.ndarray
     X_val: object
     y_val: np.ndarray
+    groups: np.ndarray | None = None  # group id per preprocessed feature of this fold
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Workspace:
     prep: Prep
     X_full: object
     contexts: dict = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    fold_preps: list = field(default_factory=list)  # each fold's preprocessing
 
     @property
     def y_full(self) -> np.ndarray:
@@ -83,9 +87,15 @@ def _check_validation(validation) -> str | int:
 
 
 def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
-            seed: int = 0, families=("linear",)) -> Workspace:
-    """Split off the test rows, choose the validation scheme and fit preprocessing per fold."""
+            seed: int = 0, families=("linear",), groups=None, options=None) -> Workspace:
+    """Split off the test rows, choose the validation scheme and fit preprocessing per fold.
+
+    ``auto`` validation is K-fold on small data and a holdout split on large data; with the
+    ``mlp`` family it is always a holdout split, which its early stopping watches.
+    """
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    from .prep import column_groups
 
     validation = _check_validation(validation)
     if not 0 < test_size < 1:
@@ -109,9 +119,11 @@ def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     n_train = len(train_idx)
     nnz = ds.X.nnz if ds.is_sparse else n * ds.n_columns
+    col_groups = column_groups(groups, ds.n_columns,
+                               list(ds.X.columns) if hasattr(ds.X, "columns") else None)
     if validation == "auto":
         small = n_train <= AUTO_CV_MAX_ROWS and nnz <= AUTO_CV_MAX_NNZ
-        validation = DEFAULT_FOLDS if small else "holdout"
+        validation = DEFAULT_FOLDS if small and "mlp" not in families else "holdout"
     y_train = y[train_idx]
     if validation == "holdout":
         tr, va = train_test_split(np.arange(n_train), test_size=0.2, random_state=seed,
@@ -135,18 +147,22 @@ def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
         splits = list(cv.split(np.zeros(n_train), y_train if classify else None))
         scheme = f"{k}-fold"
     X_train_raw = ds.rows(train_idx)
-    folds = []
+    folds, fold_preps = [], []
     for tr, va in splits:
         rows_tr, rows_va = _take(X_train_raw, tr), _take(X_train_raw, va)
         prep = Prep().fit(rows_tr)
+        fold_preps.append(prep)
         folds.append(Fold(prep.transform(rows_tr), y_train[tr], prep.transform(rows_va),
-                          y_train[va]))
+                          y_train[va], prep.feature_groups(col_groups)))
     prep = Prep().fit(X_train_raw)
     X_full = prep.transform(X_train_raw)
-    ws = Workspace(ds, y, train_idx, test_idx, folds, scheme, prep, X_full)
+    ws = Workspace(ds, y, train_idx, test_idx, folds, scheme, prep, X_full,
+                   groups=prep.feature_groups(col_groups), fold_preps=fold_preps)
     n_classes = 0 if ds.classes is None else len(ds.classes)
     for fam in families:
-        ws.contexts[fam] = FAMILIES[fam].context(X_full, y_train, ds.task, n_classes, seed)
+        ctx = FAMILIES[fam].context(X_full, y_train, ds.task, n_classes, seed, ws.groups,
+                                    dict(options or {}))
+        ws.contexts[fam] = dataclasses.replace(ctx, feature_scale=prep.feature_scale())
     return ws
 
 
@@ -218,13 +234,14 @@ class Objective:
     """Fits and measures one recipe per trial."""
 
     def __init__(self, ws: Workspace, space: SearchSpace, metric: Metric, objectives,
-                 models: ModelStore, study_key: str, constraints: dict):
+                 models: ModelStore, study_key: str, constraints: dict, seed: int = 0):
         self.ws, self.space, self.metric = ws, space, metric
         self.objectives, self.models, self.study_key = objectives, models, study_key
         self.constraints = constraints
         ds = ws.dataset
         self.n_out = 1 if ds.task in ("regression", "binary") else len(ds.classes)
         self.warm = WarmStarts()
+        self.seed = seed
 
     def __call__(self, trial):
         try:
@@ -233,22 +250,48 @@ class Objective:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {first_line(exc)}"[:500])
             raise
 
+    def _fit(self, trial, family, recipe, ctx, key, X, y, X_val=None, y_val=None,
+             fold_fits=()):
+        """Train the recipe on (X, y), then run its compression techniques in order."""
+        penalty_params = {k: v for k, v in recipe.params.items()
+                          if recipe.penalty is not None and k.startswith(recipe.penalty.name + ".")}
+        warm_key = (key, recipe.family, recipe.penalty.name if recipe.penalty else "none",
+                    tuple(t.name for t in recipe.training))
+        fitted = family.train(recipe, ctx, X, y, X_val, y_val,
+                              init=self.warm.nearest(warm_key, penalty_params),
+                              fold_fits=fold_fits)
+        self.warm.add(warm_key, penalty_params, fitted)
+        trained = fitted
+        for tech in recipe.compression:
+            state = {"fit": fitted}
+
+            def fine_tune(weights, epochs=None, _state=state):
+                _state["fit"] = family.fine_tune(_state["fit"], weights, epochs, recipe, ctx, X,
+                                                 y, X_val, y_val)
+                return family.get_weights(_state["fit"])
+
+            cctx = CompressContext(family=recipe.family, task=self.ws.dataset.task,
+                                   seed=self.seed, fine_tune=fine_tune)
+            before = family.get_weights(fitted)
+            after = tech.compress(family.get_weights(fitted), cctx)
+            _check_compressed(tech.name, before, after)
+            fitted = family.set_weights(state["fit"], after)
+        return fitted, trained
+
     def _run(self, trial):
         ws = self.ws
         recipe = self.space.sample(trial)
         family = FAMILIES[recipe.family]
         ctx = ws.contexts[recipe.family]
-        fit_seconds = 0.0
-        fold_errors = []
+        t0 = time.perf_counter()
+        fold_errors, fold_fits, fitted = [], [], None
         for i, fold in enumerate(ws.folds):
-            fctx = dataclasses.replace(ctx, n_samples=fold.X_train.shape[0])
-            est = family.estimator(recipe.penalty, fctx)
-            key = (i, recipe.family, recipe.name)
-            t0 = time.perf_counter()
-            fitted = family.fit(est, fold.X_train, fold.y_train, self.n_out,
-                                init=self.warm.nearest(key, recipe.params))
-            fit_seconds += time.perf_counter() - t0
-            self.warm.add(key, recipe.params, fitted)
+            fctx = dataclasses.replace(
+                family.fold_context(ctx, fold.X_train, fold.y_train, fold.groups),
+                feature_scale=ws.fold_preps[i].feature_scale())
+            fitted, trained = self._fit(trial, family, recipe, fctx, i, fold.X_train,
+                                        fold.y_train, fold.X_val, fold.y_val)
+            fold_fits.append(trained)
             decision = family.decision(fitted, fold.X_val)
             fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
                                                 else decision))
@@ -257,14 +300,15 @@ class Objective:
             raise FloatingPointError("the validation error is not finite (the fit diverged)")
         se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
             if len(fold_errors) > 1 else float("nan")
-        est = family.estimator(recipe.penalty, ctx)
-        key = ("full", recipe.family, recipe.name)
-        t0 = time.perf_counter()
-        fitted = family.fit(est, ws.X_full, ws.y_full, self.n_out,
-                            init=self.warm.nearest(key, recipe.params))
-        fit_seconds += time.perf_counter() - t0
-        self.warm.add(key, recipe.params, fitted)
-        model = family.predictor(fitted, ws.prep, ws.dataset.task, ws.dataset.classes)
+        if len(ws.folds) > 1 or family.refit_after_holdout:
+            fitted, _ = self._fit(trial, family, recipe, ctx, "full", ws.X_full, ws.y_full,
+                                  fold_fits=fold_fits)
+            prep = ws.prep
+        else:
+            # The model measured on the holdout rows is the model shipped.
+            prep = ws.fold_preps[0]
+        fit_seconds = time.perf_counter() - t0
+        model = family.predictor(fitted, prep, ws.dataset.task, ws.dataset.classes)
         blob = model.to_bytes()
         artifact = ModelStore.artifact_id(self.study_key, trial.number)
         self.models.put(artifact, blob)
@@ -276,6 +320,7 @@ class Objective:
         trial.set_user_attr("autoreg", {
             "recipe": recipe.name,
             "family": recipe.family,
+            "penalty": recipe.penalty.name if recipe.penalty is not None else "none",
             "error_se": se,
             "fold_errors": [float(e) for e in fold_errors],
             "sparsity": measured["sparsity"],
@@ -291,6 +336,24 @@ class Objective:
         return [measured[o] for o in self.objectives]
 
 
+def _check_compressed(name: str, before: list, after) -> None:
+    """A compression technique must hand back one tensor of the same shape per weight."""
+    from .export import Quantized
+
+    if not isinstance(after, (list, tuple)) or len(after) != len(before):
+        raise ValueError(f"technique {name!r}: compress() returned {type(after).__name__} "
+                         f"of length {len(after) if hasattr(after, '__len__') else '?'}, "
+                         f"expected a list of {len(before)} weight tensors")
+    for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        shape = a.shape if isinstance(a, Quantized) else np.shape(a)
+        if tuple(shape) != tuple(b.shape):
+            raise ValueError(f"technique {name!r}: compress() changed weight {i} from shape "
+                             f"{tuple(b.shape)} to {tuple(shape)}")
+        if not isinstance(a, Quantized) and not np.all(np.isfinite(a)):
+            raise FloatingPointError(f"technique {name!r}: compress() returned non-finite "
+                                     "weights")
+
+
 def _settings(ds, space, objectives, metric, validation, seed, sampler, test_size,
               constraints) -> dict:
     return {
@@ -300,7 +363,7 @@ def _settings(ds, space, objectives, metric, validation, seed, sampler, test_siz
         "n_rows": ds.n_rows,
         "n_columns": ds.n_columns,
         "families": ",".join(space.families),
-        "techniques": ",".join(sorted({t for ch in space.penalties.values() for t in ch})),
+        "techniques": ",".join(space.techniques),
         "objectives": ",".join(objectives),
         "metric": metric.name,
         "validation": validation,
@@ -312,9 +375,11 @@ def _settings(ds, space, objectives, metric, validation, seed, sampler, test_siz
     }
 
 
+_DEFAULTS = {"hidden": "-", "groups": "columns"}
+
 # Settings that must agree when a study is resumed; the others are informational.
 _MUST_MATCH = ("dataset_digest", "task", "families", "techniques", "objectives", "metric",
-               "validation", "test_size", "seed", "constraints")
+               "validation", "test_size", "seed", "constraints", "hidden", "groups")
 
 
 def _open_study(storage, study_name, settings, objectives, sampler):
@@ -330,7 +395,9 @@ def _open_study(storage, study_name, settings, objectives, sampler):
             old = study.user_attrs.get(SETTINGS_ATTR)
             if old is None:
                 raise StudyError(f"study {study_name!r} exists but was not made by autoreg")
-            clash = [k for k in _MUST_MATCH if str(old.get(k)) != str(settings.get(k))]
+            # Studies from before a setting existed ran with its default.
+            clash = [k for k in _MUST_MATCH
+                     if str(old.get(k, _DEFAULTS.get(k))) != str(settings.get(k))]
             if clash:
                 k = clash[0]
                 raise StudyError(f"study {study_name!r} exists with {k}={old.get(k)!r}, not "
@@ -350,8 +417,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
            objectives=("error", "sparsity", "size"), metric=None, validation="auto",
            n_trials=100, timeout=None, storage=None, study_name=None, tracking_uri=None,
            experiment=None, n_jobs=1, seed=0, sampler="tpe", test_size=0.2, max_size=None,
-           min_sparsity=None, max_error=None, disable_plugins=(), plugins=(), artifacts=None,
-           log_mlflow=True, progress=False) -> SearchResult:
+           min_sparsity=None, max_error=None, groups=None, hidden=None, disable_plugins=(),
+           plugins=(), artifacts=None, log_mlflow=True, progress=False) -> SearchResult:
     """Search regularization recipes on ``data`` and return the Pareto front.
 
     See the README for every argument; the names follow autoreg's design contract.
@@ -376,17 +443,20 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     ds = data_mod.load(data, y, target=target, task=task)
     space = SearchSpace(registered, ds.task, families, techniques)
     metric = Metric(ds.task, metric, ds.classes)
-    ws = prepare(ds, validation, test_size, seed, space.families)
+    options = _family_options(space.families, hidden)
+    ws = prepare(ds, validation, test_size, seed, space.families, groups, options)
     metric.check(ws.y_full)
     settings = _settings(ds, space, objectives, metric, ws.validation, seed, sampler, test_size,
                          constraints)
+    settings["hidden"] = ",".join(map(str, options["hidden"])) if "hidden" in options else "-"
+    settings["groups"] = _groups_label(groups)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
     study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
     key = _study_key(study.study_name)
     models = ModelStore(artifacts)
     study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
-    objective = Objective(ws, space, metric, objectives, models, key, constraints)
+    objective = Objective(ws, space, metric, objectives, models, key, constraints, seed)
     done = _finished(study)
     remaining = max(0, n_trials - done)
 
@@ -406,6 +476,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     if not result.trials.shape[0]:
         raise StudyError(_all_failed_message(result))
     result.measure_test_error(ws, metric)
+    result.test_index = ws.test_idx
     if log_mlflow:
         from .tracking import TrackingError, log_search
 
@@ -419,6 +490,48 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     result.interrupted = interrupted
     result.resumed = resumed
     return result
+
+
+def parse_hidden(hidden) -> tuple[int, ...]:
+    """Hidden layer sizes from ``(128, 64)``, ``[32]``, ``64`` or ``"128,64"``."""
+    if isinstance(hidden, str):
+        parts = [p.strip() for p in hidden.split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise UsageError(f"hidden sizes must be positive whole numbers like 128,64; got "
+                             f"{hidden!r}")
+        hidden = [int(p) for p in parts]
+    elif isinstance(hidden, int) and not isinstance(hidden, bool):
+        hidden = [hidden]
+    if not isinstance(hidden, (list, tuple)) or not hidden or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+        raise UsageError(f"hidden sizes must be a non-empty list of positive whole numbers, "
+                         f"got {hidden!r}")
+    if max(hidden) > 65536 or len(hidden) > 16:
+        raise UsageError(f"hidden sizes {tuple(hidden)} are too large (at most 16 layers of "
+                         "65536 units)")
+    return tuple(hidden)
+
+
+def _family_options(families, hidden) -> dict:
+    if "mlp" not in families:
+        if hidden is not None:
+            raise UsageError("hidden sizes are for the mlp family; add it with --family mlp")
+        return {}
+    default = getattr(FAMILIES["mlp"], "default_hidden", (128, 64))
+    return {"hidden": parse_hidden(hidden) if hidden is not None else tuple(default)}
+
+
+def _groups_label(groups) -> str:
+    """A short, stable label of the user's groups for the study settings."""
+    if groups is None:
+        return "columns"
+    import json
+
+    try:
+        text = json.dumps(groups, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(groups)
+    return "user:" + hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _finished(study) -> int:

@@ -73,7 +73,9 @@ def quantize(weights: np.ndarray, bits: int) -> Quantized:
     qmax = 2 ** (bits - 1) - 1
     flat = w.reshape(-1, w.shape[-1]) if w.ndim else w.reshape(1, 1)
     peak = np.abs(flat).max(axis=0) if flat.size else np.zeros(flat.shape[-1])
-    scales = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
+    scales = (peak / qmax).astype(np.float32)
+    # A channel of zeros (or so small that its scale underflows float32) keeps scale 1.
+    scales = np.where(scales > 0, scales, np.float32(1.0))
     codes = np.clip(np.rint(w / scales.astype(np.float64)), -qmax, qmax).astype(np.int8)
     return Quantized(codes, scales, bits)
 

@@ -55,30 +55,39 @@ class LinearPredictor:
 
     kind = "linear"
 
-    def __init__(self, meta: dict, tensors: dict[str, np.ndarray]):
+    def __init__(self, meta: dict, tensors: dict):
+        # ``tensors`` is what gets written; a Quantized tensor computes with its float values.
         self.meta, self.tensors = meta, tensors
+        t = {k: (v.dequantize() if isinstance(v, export.Quantized) else v)
+             for k, v in tensors.items()}
         self.task = meta["task"]
         self.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"])
         inp = meta["input"]
         self.input_type, self.n_columns = inp["type"], inp["n_columns"]
-        n_out = meta["n_out"]
-        self._num_pos = tensors.get("num_pos", np.zeros(0, np.int64))
+        self._b = t["b"]
+        width = self._b.shape[0] if self._b.ndim == 1 else -1
+        self._num_pos = t.get("num_pos", np.zeros(0, np.int64))
         self._num_names = meta.get("num")
-        self._fill = tensors.get("num_fill")
-        self._w_num = tensors.get("w_num", np.zeros((0, n_out), np.float32))
+        self._fill = t.get("num_fill")
+        self._exp = t.get("num_exp")
+        self._w_num = t.get("w_num", np.zeros((0, width), np.float32))
         self._cats = meta.get("cat", [])
-        self._w_cat = tensors.get("w_cat", np.zeros((0, n_out), np.float32))
-        self._b = tensors["b"]
+        self._w_cat = t.get("w_cat", np.zeros((0, width), np.float32))
         self._check()
         self._num_pos = self._num_pos.astype(np.int64)
         self._b = self._b.astype(np.float64)
+        self._w_num = self._w_num.astype(np.float64)
+        self._w_cat = self._w_cat.astype(np.float64)
+        # Inputs are multiplied by powers of two: exact in floating point.
+        self._mult = None if self._exp is None else np.ldexp(1.0, self._exp.astype(np.int64))
+
+    def _need(self, ok: bool, what: str) -> None:
+        if not ok:
+            raise ExportFormatError(f"inconsistent autoreg model file: {what}")
 
     def _check(self) -> None:
         """Refuse a file whose parts do not fit together, before it mispredicts."""
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise ExportFormatError(f"inconsistent autoreg model file: {what}")
-
+        need = self._need
         n_out = self.meta["n_out"]
         need(self.task in ("regression", "binary", "multiclass"), f"unknown task {self.task!r}")
         need(type(n_out) is int and n_out >= 1, "n_out must be a positive integer")
@@ -91,11 +100,17 @@ class LinearPredictor:
             n_classes = len(self.classes_)
             need(n_classes == 2 and n_out == 1 if self.task == "binary"
                  else n_classes == n_out >= 3, "classes and outputs do not match")
+        need(self._b.ndim == 1 and self._b.dtype.kind == "f", "the intercept must be a vector")
+        width = self._b.shape[0]
+        if self.kind == "linear":
+            need(width == n_out, "the intercept does not match n_out")
         pos, k = self._num_pos, len(self._num_pos)
         need(pos.ndim == 1 and pos.dtype.kind in "ui", "num_pos must be integer positions")
         need(k == 0 or int(pos.max()) < self.n_columns, "a position is past the last column")
-        need(self._w_num.shape == (k, n_out), "w_num does not match num_pos")
+        need(self._w_num.shape == (k, width), "w_num does not match num_pos")
         need(self._fill is None or self._fill.shape == (k,), "num_fill does not match num_pos")
+        need(self._exp is None or (self._exp.shape == (k,) and self._exp.dtype == np.int8),
+             "num_exp does not match num_pos")
         need(self._num_names is None or (isinstance(self._num_names, list)
                                          and len(self._num_names) == k), "bad numeric names")
         need(isinstance(self._cats, list) and all(
@@ -103,53 +118,79 @@ class LinearPredictor:
             and 0 <= c["pos"] < self.n_columns and "col" in c for c in self._cats),
             "bad categorical columns")
         n_cat = sum(len(c["cats"]) for c in self._cats)
-        need(self._w_cat.shape == (n_cat, n_out), "w_cat does not match the categories")
-        need(self._b.shape == (n_out,), "the intercept does not match n_out")
+        need(self._w_cat.shape == (n_cat, width), "w_cat does not match the categories")
 
     # -- building -------------------------------------------------------------------------
     @classmethod
-    def from_fit(cls, prep, coef: np.ndarray, intercept: np.ndarray, task: str,
+    def from_fit(cls, prep, coef, intercept: np.ndarray, task: str,
                  classes=None) -> LinearPredictor:
-        """Fold ``prep``'s statistics into ``coef`` (features x outputs) and keep non-zero rows."""
-        coef = np.asarray(coef, dtype=np.float64)
-        if coef.shape[0] != prep.n_features or coef.ndim > 2:
+        """The model over raw columns from ``coef`` (features x outputs, an array or
+        :class:`~autoreg.export.Quantized`) fitted on ``prep``'s standardized features."""
+        meta, tensors = cls.input_layer(prep, coef, intercept)
+        n_out = int(tensors["b"].shape[0])
+        meta = {"format": 1, "kind": cls.kind, "task": task, "n_out": n_out,
+                "classes": None if classes is None else _jsonable(classes), **meta}
+        return cls(meta, tensors)
+
+    @staticmethod
+    def input_layer(prep, coef, intercept) -> tuple[dict, dict]:
+        """The first affine layer over raw input columns: header fields and tensors.
+
+        Rows of ``coef`` that are all zero drop their feature (a categorical column goes once
+        none of its categories carries weight). Float weights get the standardization folded
+        in. Quantized codes cannot absorb it, so they are taken to act on features scaled by
+        a power of two instead (:func:`pow2_scale`): the file stores one int8 exponent per kept
+        numeric column, the inputs are multiplied by ``2**exponent`` (exact in floating point)
+        and the centering goes into the bias.
+        """
+        quantized = isinstance(coef, export.Quantized)
+        values = coef.dequantize().astype(np.float64) if quantized \
+            else np.asarray(coef, dtype=np.float64)
+        if values.shape[0] != prep.n_features or values.ndim > 2:
             # scikit-learn stores coef_ as outputs x features; a silent reshape would scramble it.
             raise ValueError(f"coef must be features x outputs ({prep.n_features} rows), "
-                             f"got shape {coef.shape}")
-        coef = coef.reshape(prep.n_features, -1)
+                             f"got shape {values.shape}")
+        values = values.reshape(prep.n_features, -1)
         b = np.asarray(intercept, dtype=np.float64).reshape(-1).copy()
-        if len(b) == 1 and coef.shape[1] > 1:
-            b = np.repeat(b, coef.shape[1])
+        if len(b) == 1 and values.shape[1] > 1:
+            b = np.repeat(b, values.shape[1])
         n_num = len(prep.num_cols)
-        keep = np.flatnonzero(np.any(coef[:n_num] != 0, axis=1))
-        w_num = coef[keep] / prep.scale[keep, None]
-        b -= prep.mean[keep] @ w_num
-        meta = {"format": 1, "kind": cls.kind, "task": task, "n_out": int(coef.shape[1]),
-                "classes": None if classes is None else _jsonable(classes),
-                "input": {"type": "sparse" if prep.sparse_input else
+        keep = np.flatnonzero(np.any(values[:n_num] != 0, axis=1))
+        if quantized:
+            exps = pow2_exponents(prep.scale[keep])
+            w_num = _rows(coef, keep)
+            # What the loaded model computes: (x * 2**exps) @ w + b, the centering in b.
+            b -= np.ldexp(prep.mean[keep], exps.astype(np.int64)) @ values[keep]
+        else:
+            w_num = values[keep] / prep.scale[keep, None]
+            b -= prep.mean[keep] @ w_num
+            w_num = w_num.astype(np.float32)
+        meta = {"input": {"type": "sparse" if prep.sparse_input else
                           ("frame" if prep.frame else "array"), "n_columns": int(prep.n_columns)}}
-        tensors = {"num_pos": prep.num_cols[keep].astype(np.int64),
-                   "w_num": w_num.astype(np.float32)}
+        index_dtype = export._index_dtype(max(prep.n_columns, 1))
+        tensors = {"num_pos": prep.num_cols[keep].astype(index_dtype), "w_num": w_num}
+        if quantized:
+            tensors["num_exp"] = exps
         if prep.frame:
             meta["num"] = _jsonable(prep.names[prep.num_cols[k]] for k in keep)
         if not prep.sparse_input:
             tensors["num_fill"] = prep.fill[keep].astype(np.float32)
-        cats, w_cat, start = [], [], n_num
+        cats, rows_cat, start = [], [], n_num
         for col, categories in zip(prep.cat_cols, prep.categories, strict=True):
-            block = coef[start: start + len(categories)]
-            start += len(categories)
+            block = values[start: start + len(categories)]
             rows = np.flatnonzero(np.any(block != 0, axis=1))
             if len(rows):
                 cats.append({"col": _jsonable([prep.names[col]])[0], "pos": int(col),
                              "cats": [str(categories[r]) for r in rows]})
-                w_cat.append(block[rows])
+                rows_cat.append(start + rows)
+            start += len(categories)
         if cats:
             meta["cat"] = cats
-            tensors["w_cat"] = np.vstack(w_cat).astype(np.float32)
+            rows_cat = np.concatenate(rows_cat)
+            tensors["w_cat"] = _rows(coef, rows_cat) if quantized \
+                else values[rows_cat].astype(np.float32)
         tensors["b"] = b
-        # Positions fit the narrowest unsigned type; the decoder widens them again.
-        tensors["num_pos"] = tensors["num_pos"].astype(export._index_dtype(max(prep.n_columns, 1)))
-        return cls(meta, tensors)
+        return meta, tensors
 
     def to_bytes(self) -> bytes:
         return export.dumps(self.meta, self.tensors)
@@ -166,13 +207,22 @@ class LinearPredictor:
         return len(self._num_pos) + len(self._cats)
 
     def decision_function(self, X) -> np.ndarray:
+        out = self._affine(X)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def _affine(self, X) -> np.ndarray:
+        """The first affine layer on raw rows: samples x width, always 2-d."""
         X, by_name = self._input(X)
         out = np.tile(self._b, (X.shape[0], 1))
         if len(self._num_pos):
-            out += self._numeric(X, by_name) @ self._w_num.astype(np.float64)
+            num = self._numeric(X, by_name)
+            if self._mult is not None:
+                num = num.multiply(self._mult[None, :]).tocsr() if _is_sparse(num) \
+                    else num * self._mult[None, :]
+            out += num @ self._w_num
         if self._cats:
             offset = 0
-            w = self._w_cat.astype(np.float64)
+            w = self._w_cat
             for spec in self._cats:
                 k = len(spec["cats"])
                 if by_name:
@@ -185,7 +235,7 @@ class LinearPredictor:
                 block = np.vstack([w[offset: offset + k], np.zeros((1, w.shape[1]))])
                 out += block[codes]  # code -1 (unseen category) picks the zero row
                 offset += k
-        return out[:, 0] if out.shape[1] == 1 else out
+        return np.asarray(out)
 
     def _input(self, X) -> tuple[object, bool]:
         """``X`` as a DataFrame, CSR matrix or 2-d array, and whether to find columns by name."""
@@ -253,6 +303,29 @@ class LinearPredictor:
                 f"features_used={self.n_features_used}/{self.n_columns}>")
 
 
+def pow2_exponents(scale: np.ndarray) -> np.ndarray:
+    """For each standard deviation, the int8 exponent ``e`` with ``2**-e`` nearest to it."""
+    with np.errstate(divide="ignore"):
+        e = -np.rint(np.log2(np.asarray(scale, dtype=np.float64)))
+    return np.clip(np.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0), -126, 126).astype(np.int8)
+
+
+def pow2_scale(scale: np.ndarray) -> np.ndarray:
+    """How much larger weights are on features standardized by ``scale`` than on features
+    multiplied by ``2**pow2_exponents(scale)``: a factor in [0.71, 1.42] per feature.
+
+    Quantization (and the rest of compression) sees weights on those power-of-two scaled
+    features, which a loaded model can reproduce exactly.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    return np.ldexp(scale, pow2_exponents(scale).astype(np.int64))
+
+
+def _rows(q, rows) -> export.Quantized:
+    """Some rows of a quantized matrix; the per-output scales stay as they are."""
+    return export.Quantized(q.codes[rows], q.scales, q.bits)
+
+
 def proba_from_decision(d: np.ndarray, task: str) -> np.ndarray:
     if task == "binary":
         p = 1.0 / (1.0 + np.exp(-np.clip(d, -500, 500)))
@@ -265,9 +338,17 @@ def proba_from_decision(d: np.ndarray, task: str) -> np.ndarray:
 _KINDS = {"linear": LinearPredictor}
 
 
+def _kind(kind):
+    if kind == "mlp" and kind not in _KINDS:
+        from .model_mlp import MLPPredictor
+
+        _KINDS["mlp"] = MLPPredictor
+    return _KINDS.get(kind)
+
+
 def from_export(meta: dict, tensors: dict):
     kind = meta.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or _kind(kind) is None:
         raise ExportFormatError(f"unknown model kind {kind!r} (written by a newer autoreg?)")
     try:
         return _KINDS[kind](meta, tensors)

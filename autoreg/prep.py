@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import DataError
+from .errors import DataError, UsageError
 from .model import MISSING, categorical_values, category_codes  # noqa: F401 (MISSING: re-export)
 
 
@@ -80,6 +80,15 @@ class Prep:
                   for col, cats in zip(self.cat_cols, self.categories, strict=True)]
         return np.concatenate(parts)
 
+    def feature_scale(self) -> np.ndarray:
+        """The standard deviation each output feature was divided by (1 for one-hot)."""
+        ones = [np.ones(len(c)) for c in self.categories]
+        return np.concatenate([np.asarray(self.scale, dtype=np.float64), *ones])
+
+    def feature_groups(self, column_groups: np.ndarray) -> np.ndarray:
+        """The group id of every output feature, given one per input column."""
+        return np.asarray(column_groups, dtype=np.int64)[self.feature_columns()]
+
     def transform(self, X):
         if self.sparse_input:
             out = sp.csr_matrix(X, dtype=np.float64, copy=True)
@@ -105,6 +114,50 @@ class Prep:
         if out.nnz > 0.3 * out.shape[0] * out.shape[1]:
             return out.toarray()
         return out
+
+
+def column_groups(spec, n_columns: int, names=None) -> np.ndarray:
+    """One group id per input column from a user's ``groups``; unlisted columns stand alone.
+
+    ``spec`` is a list of groups or a dict of named groups, each group a list of column names
+    (for a DataFrame) or positions. The one-hot columns of a categorical column always share
+    its group.
+    """
+    ids = np.arange(n_columns, dtype=np.int64)
+    if spec is None:
+        return ids
+    if isinstance(spec, dict):
+        groups = list(spec.items())
+    elif isinstance(spec, (list, tuple)):
+        groups = [(str(i), g) for i, g in enumerate(spec)]
+    else:
+        raise UsageError("groups must be a list of column lists or a dict of named column "
+                         f"lists, got {type(spec).__name__}")
+    lookup = {} if names is None else {str(n): i for i, n in enumerate(names)}
+    owner: dict[int, str] = {}
+    for label, cols in groups:
+        if isinstance(cols, (str, int)) or not isinstance(cols, (list, tuple)) or not cols:
+            raise UsageError(f"group {label!r} must be a non-empty list of columns")
+        for col in cols:
+            if isinstance(col, bool):
+                pos = None
+            elif isinstance(col, (int, np.integer)):
+                pos = int(col) if 0 <= col < n_columns else None
+            else:
+                pos = lookup.get(str(col))
+            if pos is None:
+                raise UsageError(f"group {label!r} names column {col!r}, which the data does "
+                                 f"not have" + ("" if names is None else
+                                                " (use column names from the header)"))
+            if pos in owner:
+                raise UsageError(f"column {col!r} is in two groups: {owner[pos]!r} and "
+                                 f"{label!r}")
+            owner[pos] = label
+        first = min(owner_pos for owner_pos, lab in owner.items() if lab == label)
+        for pos, lab in owner.items():
+            if lab == label:
+                ids[pos] = first
+    return ids
 
 
 def _impute(num: np.ndarray, fill: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ class SearchResult:
         self.interrupted = False
         self.tracking_error: str | None = None
         self.resumed = False
+        #: Positions (in the data as given) of the test rows, after a search in this process.
+        self.test_index = None
         self.settings = dict(study.user_attrs.get("autoreg.settings", {}))
         self.objectives = tuple(self.settings.get("objectives", "error,sparsity,size").split(","))
         all_trials = study.get_trials(deepcopy=False)
@@ -46,8 +48,10 @@ class SearchResult:
         rows = []
         for t in done:
             attrs = t.user_attrs["autoreg"]
-            row = {"trial": t.number, "recipe": attrs["recipe"]}
-            row.update({k: v for k, v in sorted(t.params.items()) if k != "penalty"})
+            row = {"trial": t.number, "recipe": attrs["recipe"],
+                   "family": attrs.get("family", "linear")}
+            row.update({k: v for k, v in sorted(t.params.items())
+                        if k not in ("penalty", "family")})
             row.update({
                 "error": t.values[0],
                 "error_se": attrs.get("error_se", math.nan),
@@ -60,8 +64,8 @@ class SearchResult:
                 "pareto": t.number in front_ids,
             })
             rows.append(row)
-        params = sorted({k for t in done for k in t.params if k != "penalty"})
-        cols = ["trial", "recipe", *params, *METRIC_COLUMNS, "feasible", "pareto"]
+        params = sorted({k for t in done for k in t.params if k not in ("penalty", "family")})
+        cols = ["trial", "recipe", "family", *params, *METRIC_COLUMNS, "feasible", "pareto"]
         self.trials = pd.DataFrame(rows, columns=cols)
         front = self.trials[self.trials["pareto"].astype(bool)]
         keys = [COLUMNS[o] for o in self.objectives]
@@ -119,6 +123,10 @@ class SearchResult:
         return front.iloc[int(np.argmin(dist))]
 
     # -- models ---------------------------------------------------------------------------
+    def study_trial(self, trial):
+        """The finished Optuna trial of that number, or None."""
+        return self._frozen.get(_trial_number(trial))
+
     def model_bytes(self, trial) -> bytes:
         number = _trial_number(trial)
         if number not in self._frozen:

@@ -1,4 +1,10 @@
-"""The search space over recipes: which techniques, and how strong."""
+"""The search space over recipes: which techniques, and how strong.
+
+A recipe is a family, at most one penalty, any training techniques and any compression
+techniques. Optuna sees it as a categorical ``penalty`` (and ``family`` when there are several),
+one on/off categorical per training or compression technique named after it, and each chosen
+technique's parameters as ``<technique>.<parameter>``.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +15,29 @@ from .families import FAMILIES
 from .registry import Registered
 from .technique import Choice, Float, Int, Technique
 
+OPTIONAL_STAGES = ("training", "compression")
+
 
 @dataclass
 class Recipe:
-    """What one trial tries: a family, at most one penalty, and its parameters."""
+    """What one trial tries: a family, at most one penalty, optional training and compression
+    techniques (compression in the order it runs), and all their parameters."""
 
     family: str
     penalty: Technique | None = None
     params: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.penalty.name if self.penalty is not None else "none"
+    training: list[Technique] = field(default_factory=list)
+    compression: list[Technique] = field(default_factory=list)
 
     @property
     def techniques(self) -> list[str]:
-        return [] if self.penalty is None else [self.penalty.name]
+        parts = [] if self.penalty is None else [self.penalty]
+        return [t.name for t in parts + self.training + self.compression]
+
+    @property
+    def name(self) -> str:
+        """``l2+dropout+pruning+quantization``; ``none`` when nothing is applied."""
+        return "+".join(self.techniques) or "none"
 
 
 def _suggest(trial, name: str, spec):
@@ -38,11 +51,16 @@ def _suggest(trial, name: str, spec):
 
 
 class SearchSpace:
-    """Recipes for the chosen families and task, built from the registered techniques."""
+    """Recipes for the chosen families and task, built from the registered techniques.
+
+    ``techniques`` limits the search: the penalties among them (and ``none`` if listed, or if
+    no penalty is) are the penalty choices; training and compression techniques among them are
+    searched on and off.
+    """
 
     def __init__(self, registered: dict[str, Registered], task: str, families=None,
                  techniques=None):
-        families = tuple(families) if families else tuple(FAMILIES)
+        families = tuple(families) if families else ("linear",)
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise UsageError(f"unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
@@ -56,19 +74,34 @@ class SearchSpace:
                                  f"{', '.join(registered)} (see autoreg plugins)")
             if not wanted:
                 raise UsageError("no techniques given")
+            if not any(registered[t].technique.stage == "penalty" for t in wanted - {"none"}):
+                wanted.add("none")
         self.task = task
         self.registered = registered
         self.penalties: dict[str, list[str]] = {}
+        self.optional: dict[str, dict[str, list[str]]] = {}
         usable = {"none"} & wanted
+
+        def fits(name: str, fam: str, stage: str) -> bool:
+            tech = registered[name].technique
+            return (name in wanted and tech.stage == stage and fam in tech.families
+                    and task in tech.tasks)
+
         for fam in families:
-            names = [n for n, r in sorted(registered.items())
-                     if n in wanted and r.technique.stage == "penalty"
-                     and fam in r.technique.families and task in r.technique.tasks]
-            choices = sorted(names) + (["none"] if "none" in wanted else [])
-            if choices:
-                self.penalties[fam] = choices
+            names = [n for n in sorted(registered) if fits(n, fam, "penalty")]
+            choices = names + (["none"] if "none" in wanted else [])
+            if not choices:
+                continue
+            self.penalties[fam] = choices
+            usable.update(names)
+            self.optional[fam] = {}
+            for stage in OPTIONAL_STAGES:
+                names = sorted((n for n in registered if fits(n, fam, stage)),
+                               key=lambda n: (registered[n].technique.order, n))
+                self.optional[fam][stage] = names
                 usable.update(names)
-        for name in sorted(wanted - usable):
+        # Asked for by name and of no use here: say so. (By default, all that fit are used.)
+        for name in sorted(wanted - usable) if techniques is not None else ():
             tech = registered[name].technique
             why = (f"supports {', '.join(tech.tasks)}" if task not in tech.tasks
                    else f"acts on {', '.join(tech.families)}")
@@ -78,16 +111,36 @@ class SearchSpace:
             raise UsageError("no technique fits this task and family")
         self.families = tuple(f for f in families if f in self.penalties)
 
+    def _params(self, trial, tech: type[Technique], family: str) -> dict:
+        return {p: _suggest(trial, f"{tech.name}.{p}", spec)
+                for p, spec in sorted(tech.search_space(family, self.task).items())}
+
     def sample(self, trial) -> Recipe:
         family = (self.families[0] if len(self.families) == 1
                   else trial.suggest_categorical("family", list(self.families)))
+        recipe = Recipe(family)
         choice = trial.suggest_categorical("penalty", self.penalties[family])
-        if choice == "none":
-            return Recipe(family)
-        tech = self.registered[choice].technique
-        params = {p: _suggest(trial, f"{choice}.{p}", spec)
-                  for p, spec in sorted(tech.search_space(family, self.task).items())}
-        return Recipe(family, tech(**params), params)
+        if choice != "none":
+            tech = self.registered[choice].technique
+            params = self._params(trial, tech, family)
+            recipe.penalty = tech(**params)
+            recipe.params.update({f"{choice}.{k}": v for k, v in params.items()})
+        for stage in OPTIONAL_STAGES:
+            for name in self.optional[family][stage]:
+                if not trial.suggest_categorical(name, [False, True]):
+                    continue
+                tech = self.registered[name].technique
+                params = self._params(trial, tech, family)
+                getattr(recipe, stage).append(tech(**params))
+                recipe.params.update({f"{name}.{k}": v for k, v in params.items()})
+        return recipe
+
+    @property
+    def techniques(self) -> list[str]:
+        names = {t for ch in self.penalties.values() for t in ch}
+        names.update(t for st in self.optional.values() for ns in st.values() for t in ns)
+        return sorted(names)
 
     def describe(self) -> dict:
-        return {"families": list(self.families), "penalties": self.penalties}
+        return {"families": list(self.families), "penalties": self.penalties,
+                "optional": self.optional}

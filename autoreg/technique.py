@@ -2,8 +2,17 @@
 
 A technique plugin subclasses :class:`Technique`, sets its class attributes, declares its search
 space with :class:`Float`, :class:`Int` and :class:`Choice`, and implements the method that its
-stage needs for each family it supports (for a ``penalty`` on the ``linear`` family:
-:meth:`Technique.linear_estimator`). ``__init__`` only stores the parameters of one trial.
+stage needs for each family it supports:
+
+============  ==========================  =============================
+stage         ``linear``                  ``mlp``
+============  ==========================  =============================
+penalty       :meth:`~Technique.linear_estimator`  :meth:`~Technique.mlp_prox`
+training      (none)                      :meth:`~Technique.mlp_configure`
+compression   :meth:`~Technique.compress`  :meth:`~Technique.compress`
+============  ==========================  =============================
+
+``__init__`` only stores the parameters of one trial.
 """
 
 from __future__ import annotations
@@ -11,8 +20,11 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
 
 STAGES = ("penalty", "training", "compression")
 TASKS = ("regression", "binary", "multiclass")
@@ -107,6 +119,62 @@ class LinearContext:
     alpha_max: float
     sparse: bool
     seed: int
+    #: Group id of every preprocessed feature: by default the one-hot columns of one categorical
+    #: input column share a group and every numeric column is its own group.
+    groups: np.ndarray | None = field(default=None, compare=False)
+    #: The training rows (preprocessed) and target, for techniques that need more than the
+    #: summary above (``alpha_max`` of another penalty, say).
+    X: Any = field(default=None, repr=False, compare=False)
+    y: Any = field(default=None, repr=False, compare=False)
+    #: Standard deviation of the raw column behind every preprocessed feature (1 for one-hot).
+    feature_scale: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class MLPContext:
+    """What an mlp-family technique may know about the network and its training data.
+
+    ``weights`` handed to :meth:`Technique.mlp_prox` are the network's weight matrices in the
+    order of the layers, each shaped inputs x outputs (``weights[0]`` has one row per
+    preprocessed feature); biases are not among them.
+    """
+
+    task: str
+    n_samples: int
+    n_features: int
+    n_out: int
+    hidden: tuple[int, ...]
+    seed: int
+    groups: np.ndarray | None = field(default=None, compare=False)
+    #: Standard deviation of the raw column behind every input feature (1 for one-hot).
+    feature_scale: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class TrainConfig:
+    """How an mlp is trained; ``training`` techniques change it in :meth:`Technique.mlp_configure`.
+
+    ``dropout_input`` applies to the input features, ``dropout_hidden`` after every hidden layer.
+    """
+
+    dropout_input: float = 0.0
+    dropout_hidden: float = 0.0
+
+
+@dataclass
+class CompressContext:
+    """What a compression technique gets beside the weights.
+
+    ``fine_tune(weights, epochs=None)`` trains the model on from ``weights`` with every zero
+    held at zero (mlp: a few epochs of the same training, keeping the best on validation;
+    linear: a refit of the same penalty on the features still in use, ``epochs`` ignored) and
+    returns the new weights.
+    """
+
+    family: str
+    task: str
+    seed: int
+    fine_tune: Callable[..., list] = field(repr=False)
 
 
 class Technique:
@@ -129,6 +197,9 @@ class Technique:
     description: ClassVar[str] = ""
     #: Parameter name -> range. Override :meth:`search_space` if it depends on family or task.
     space: ClassVar[dict[str, Param]] = {}
+    #: Where a compression technique runs among those of one recipe: lower first (pruning is
+    #: 10, quantization 90, since it turns weights into codes).
+    order: ClassVar[int] = 50
 
     def __init__(self, **params: Any) -> None:
         for key, value in params.items():
@@ -145,6 +216,28 @@ class Technique:
 
         Its fitted ``coef_`` and ``intercept_`` become the model; it must accept sparse input if
         the technique is to run on sparse data.
+        """
+        raise NotImplementedError
+
+    def mlp_prox(self, weights: list, step: float, ctx: MLPContext) -> None:
+        """``penalty`` on ``mlp``: the proximal step of the penalty, applied after every
+        optimizer step to the weight matrices (torch tensors, inputs x outputs, modified in
+        place under ``torch.no_grad``). ``step`` is the learning rate. Soft-thresholding gives
+        exact zeros; weight decay is ``w.mul_(1 / (1 + step * strength))``.
+        """
+        raise NotImplementedError
+
+    def mlp_configure(self, config: TrainConfig, ctx: MLPContext) -> None:
+        """``training`` on ``mlp``: change ``config`` (dropout rates, ...) in place."""
+        raise NotImplementedError
+
+    def compress(self, weights: list, ctx: CompressContext) -> list:
+        """``compression``: new weights from the trained ones.
+
+        ``weights`` are float arrays shaped inputs x outputs (linear: one matrix, features x
+        outputs, on standardized features; mlp: one per layer). Return a list of the same
+        shapes holding arrays (zeros become permanent) or :class:`autoreg.export.Quantized`
+        tensors (stored at their bit width; the model computes with their values).
         """
         raise NotImplementedError
 

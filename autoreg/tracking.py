@@ -106,7 +106,8 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
         front_trials = set(int(t) for t in result.front["trial"])
         for _, row in result.front.iterrows():
             trial = int(row["trial"])
-            tags = [RunTag("recipe", row["recipe"]), RunTag("technique", row["recipe"]),
+            tags = [RunTag("recipe", row["recipe"]), RunTag("technique", _penalty(result, trial)),
+                    RunTag("family", str(row.get("family", "linear"))),
                     RunTag("pareto", "true"), RunTag("pick", str(trial == pick_trial).lower()),
                     RunTag(TRIAL_TAG, str(trial))]
             metrics = [Metric(k, float(row[k]), 0, 0) for k in CHILD_METRICS
@@ -141,6 +142,13 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
     result.study.set_user_attr("autoreg.mlflow_run_id", run_id)
     result.study.set_user_attr("autoreg.tracking_uri", redact(uri))
     return run_id
+
+
+def _penalty(result, trial: int) -> str:
+    """The recipe's penalty (``none`` without one): the technique the UI groups runs by."""
+    t = result.study_trial(trial)
+    attrs = t.user_attrs.get("autoreg", {}) if t is not None else {}
+    return str(attrs.get("penalty", "none"))
 
 
 def _missing(value) -> bool:

@@ -6,11 +6,17 @@ from autoreg import Float, LinearContext, Technique, hookimpl
 class ElasticNet(Technique):
     name = "elasticnet"
     stage = "penalty"
-    families = ("linear",)
+    families = ("linear", "mlp")
     description = ("Elastic net: l1_ratio of lasso plus the rest of ridge; keeps groups of "
-                   "correlated features together while still zeroing weak ones. strength is a "
-                   "fraction of the smallest penalty that zeroes every weight.")
-    space = {"strength": Float(1e-3, 1.0, log=True), "l1_ratio": Float(0.05, 0.95)}
+                   "correlated features together while still zeroing weak ones. linear: strength "
+                   "is a fraction of the smallest penalty that zeroes every weight; mlp: the "
+                   "penalty per weight (soft-thresholding and weight decay after every step).")
+
+    @classmethod
+    def search_space(cls, family, task):
+        if family == "mlp":
+            return {"strength": Float(1e-3, 10.0, log=True), "l1_ratio": Float(0.05, 0.95)}
+        return {"strength": Float(1e-3, 1.0, log=True), "l1_ratio": Float(0.05, 0.95)}
 
     def linear_estimator(self, ctx: LinearContext):
         # At a given l1_ratio every weight is zero from alpha_max / l1_ratio on.
@@ -25,6 +31,16 @@ class ElasticNet(Technique):
         return LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / (alpha * ctx.n_samples),
                                   solver="saga", tol=1e-3, max_iter=2000,
                                   random_state=ctx.seed)
+
+    def mlp_prox(self, weights, step, ctx):
+        from autoreg.prox import soft_threshold
+
+        # The proximal map of a*|w| + b/2*w^2 is soft-thresholding by a, then shrinking by 1+b.
+        t1 = step * self.strength * self.l1_ratio
+        t2 = step * self.strength * (1.0 - self.l1_ratio)
+        for w in weights:
+            soft_threshold(w, t1)
+            w.mul_(1.0 / (1.0 + t2))
 
 
 @hookimpl

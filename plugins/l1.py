@@ -1,4 +1,5 @@
-"""``l1``: the lasso penalty. Coordinate descent gives exact zeros."""
+"""``l1``: the lasso penalty. Coordinate descent (linear) or a proximal step (mlp) gives exact
+zeros."""
 
 from autoreg import Float, LinearContext, Technique, hookimpl
 
@@ -6,10 +7,17 @@ from autoreg import Float, LinearContext, Technique, hookimpl
 class L1(Technique):
     name = "l1"
     stage = "penalty"
-    families = ("linear",)
+    families = ("linear", "mlp")
     description = ("Lasso: penalizes the sum of absolute weights and sets weak ones to exactly "
-                   "zero. strength is a fraction of the smallest penalty that zeroes every weight.")
-    space = {"strength": Float(1e-3, 1.0, log=True)}
+                   "zero. linear: strength is a fraction of the smallest penalty that zeroes "
+                   "every weight; mlp: the penalty per weight, applied by soft-thresholding "
+                   "after every step.")
+
+    @classmethod
+    def search_space(cls, family, task):
+        if family == "mlp":
+            return {"strength": Float(1e-3, 3.0, log=True)}
+        return {"strength": Float(1e-3, 1.0, log=True)}
 
     def linear_estimator(self, ctx: LinearContext):
         alpha = self.strength * ctx.alpha_max
@@ -27,6 +35,12 @@ class L1(Technique):
         return LogisticRegression(l1_ratio=1.0, C=1.0 / (alpha * ctx.n_samples), solver=solver,
                                   intercept_scaling=100.0, tol=1e-3, max_iter=2000,
                                   random_state=ctx.seed)
+
+    def mlp_prox(self, weights, step, ctx):
+        from autoreg.prox import soft_threshold
+
+        for w in weights:
+            soft_threshold(w, step * self.strength)
 
 
 @hookimpl

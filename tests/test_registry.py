@@ -243,7 +243,7 @@ def test_penalty_without_linear_estimator(plugin_dir):
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
     ({"stage": "regularize"}, r"has stage 'regularize'; use one of penalty, training"),
-    ({"families": ("tree",)}, r"unknown family 'tree' \(known: linear\)"),
+    ({"families": ("tree",)}, r"unknown family 'tree' \(known: linear, mlp\)"),
     ({"families": "linear"}, r"families must be a non-empty tuple"),
     ({"families": ()}, r"families must be a non-empty tuple"),
     ({"name": "Bad-Name"}, r"needs a name of lower-case letters"),
@@ -334,10 +334,14 @@ def test_cli_plugins_json(capsys):
     assert [r["name"] for r in rows] == sorted(r["name"] for r in rows)
     l1 = next(r for r in rows if r["name"] == "l1")
     assert l1["stage"] == "penalty"
-    assert l1["families"] == ["linear"]
+    assert l1["families"] == ["linear", "mlp"]
     assert l1["distribution"] == "autoreg" and l1["version"] == autoreg.__version__
-    assert l1["search_space"] == {"linear": {"strength": {"type": "float", "low": 1e-3,
-                                                          "high": 1.0, "log": True}}}
+    assert l1["search_space"]["linear"] == {"strength": {"type": "float", "low": 1e-3,
+                                                         "high": 1.0, "log": True}}
+    assert set(l1["search_space"]["mlp"]) == {"strength"}
+    pruning = next(r for r in rows if r["name"] == "pruning")
+    assert pruning["stage"] == "compression"
+    assert set(pruning["search_space"]["mlp"]) == {"amount", "scope"}
     assert set(r["name"] for r in rows) >= BUILTINS
 
 

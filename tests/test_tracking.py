@@ -45,15 +45,18 @@ def test_parent_and_child_runs(client, tiny_regression, tmp_path):
     assert len(picks) == 1 and picks[0].data.tags["autoreg.trial"] == str(pick["trial"])
     for child in children:
         assert child.data.tags["pareto"] == "true"
-        assert child.data.tags["recipe"] in {"l1", "l2", "elasticnet", "none"}
+        assert child.data.tags["technique"] in {"l1", "l2", "elasticnet", "group_lasso", "none"}
+        assert child.data.tags["recipe"].split("+")[0] in {"l1", "l2", "elasticnet", "group_lasso",
+                                                          "pruning", "quantization", "none"}
         for name in ("error", "sparsity", "size_bytes", "n_features_used", "fit_seconds",
                      "test_error"):
             assert name in child.data.metrics
         row = result.front[result.front["trial"] == int(child.data.tags["autoreg.trial"])].iloc[0]
         assert child.data.metrics["size_bytes"] == row["size_bytes"]
         assert child.data.metrics["error"] == pytest.approx(row["error"])
-        if row["recipe"] != "none":
-            assert any(k.startswith(row["recipe"] + ".") for k in child.data.params)
+        for tech in row["recipe"].split("+"):
+            if tech != "none":  # every built-in technique has parameters
+                assert any(k.startswith(tech + ".") for k in child.data.params)
 
 
 def test_resumed_study_keeps_one_parent_run(client, tiny_regression):

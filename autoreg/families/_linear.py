@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..model import LinearPredictor
+from ..export import Quantized
+from ..model import LinearPredictor, pow2_scale
 from ..technique import LinearContext
 
 _INTERCEPT_COLUMN = 1e3
@@ -36,14 +38,24 @@ def _quiet_fit(est, X, y) -> None:
 class LinearFit:
     coef: np.ndarray  # features x outputs, on preprocessed features
     intercept: np.ndarray  # outputs
+    quantized: Quantized | None = None  # coef as stored, when quantization made it codes
+    #: Per feature, how much larger its weight is on standardized features than on features
+    #: scaled by a power of two, the space compression works in (see ``pow2_scale``).
+    pscale: np.ndarray | None = None
+
+    def with_coef(self, coef, quantized=None) -> LinearFit:
+        return LinearFit(coef, self.intercept, quantized, self.pscale)
 
 
 class LinearFamily:
     name = "linear"
     #: What a technique of each stage must implement to act on this family.
-    needs = {"penalty": "linear_estimator"}
+    needs = {"penalty": "linear_estimator", "compression": "compress"}
+    #: With a holdout split, the trial's model is refitted on all non-test rows.
+    refit_after_holdout = True
 
-    def context(self, X, y, task: str, n_classes: int, seed: int) -> LinearContext:
+    def context(self, X, y, task: str, n_classes: int, seed: int, groups=None,
+                options=None) -> LinearContext:
         """Facts about the (preprocessed) training data that penalties scale by."""
         n = X.shape[0]
         if task == "regression":
@@ -54,7 +66,59 @@ class LinearFamily:
 
             alpha_max = 1.0 / (l1_min_c(X, y, loss="log") * n)
         return LinearContext(task=task, n_samples=n, n_features=X.shape[1], n_classes=n_classes,
-                             alpha_max=max(alpha_max, 1e-12), sparse=sp.issparse(X), seed=seed)
+                             alpha_max=max(alpha_max, 1e-12), sparse=sp.issparse(X), seed=seed,
+                             groups=groups, X=X, y=y)
+
+    @staticmethod
+    def fold_context(ctx: LinearContext, X, y, groups) -> LinearContext:
+        """``ctx`` for one fold's training rows; penalties keep the whole data's scale."""
+        return dataclasses.replace(ctx, n_samples=X.shape[0], n_features=X.shape[1],
+                                   groups=groups, X=X, y=y)
+
+    @staticmethod
+    def _n_out(ctx: LinearContext) -> int:
+        return ctx.n_classes if ctx.task == "multiclass" else 1
+
+    def train(self, recipe, ctx: LinearContext, X, y, X_val=None, y_val=None, init=None,
+              fold_fits=()) -> LinearFit:
+        fitted = self.fit(self.estimator(recipe.penalty, ctx), X, y, self._n_out(ctx), init)
+        if ctx.feature_scale is not None:
+            fitted.pscale = pow2_scale(ctx.feature_scale)
+        return fitted
+
+    @staticmethod
+    def _factor(fitted: LinearFit) -> np.ndarray:
+        n = fitted.coef.shape[0]
+        return (np.ones(n) if fitted.pscale is None else fitted.pscale)[:, None]
+
+    def get_weights(self, fitted: LinearFit) -> list[np.ndarray]:
+        """The coefficients on power-of-two scaled features (within a factor of 1.42 of the
+        standardized ones), which an exported model reproduces exactly when quantized."""
+        return [fitted.coef / self._factor(fitted)]
+
+    def set_weights(self, fitted: LinearFit, weights) -> LinearFit:
+        (w,) = weights
+        if isinstance(w, Quantized):
+            return fitted.with_coef(w.dequantize().astype(np.float64) * self._factor(fitted), w)
+        return fitted.with_coef(np.asarray(w, dtype=np.float64) * self._factor(fitted))
+
+    def fine_tune(self, fitted: LinearFit, weights, epochs, recipe, ctx: LinearContext, X, y,
+                  X_val=None, y_val=None) -> LinearFit:
+        """Refit the recipe's penalty on the features that still carry weight; every weight
+        that was zero stays zero. (``epochs`` is for networks.)"""
+        w = np.asarray(weights[0], dtype=np.float64) * self._factor(fitted)
+        support = np.flatnonzero(np.any(w != 0, axis=1))
+        if not len(support):
+            return fitted.with_coef(w)
+        Xs = X[:, support]
+        groups = None if ctx.groups is None else np.asarray(ctx.groups)[support]
+        sub_ctx = dataclasses.replace(ctx, n_features=len(support), groups=groups, X=Xs)
+        est = self.estimator(recipe.penalty, sub_ctx)
+        sub = self.fit(est, Xs, y, w.shape[1], init=LinearFit(w[support], fitted.intercept))
+        coef = np.zeros_like(w)
+        coef[support] = sub.coef
+        coef[w == 0] = 0.0
+        return LinearFit(coef, sub.intercept, None, fitted.pscale)
 
     def estimator(self, penalty, ctx: LinearContext):
         """The penalty's estimator, or the unpenalized baseline when ``penalty`` is None."""
@@ -129,4 +193,5 @@ class LinearFamily:
     @staticmethod
     def predictor(fitted: LinearFit, prep, task: str, classes) -> LinearPredictor:
         """The shippable model: preprocessing folded in, only kept features."""
-        return LinearPredictor.from_fit(prep, fitted.coef, fitted.intercept, task, classes)
+        coef = fitted.coef if fitted.quantized is None else fitted.quantized
+        return LinearPredictor.from_fit(prep, coef, fitted.intercept, task, classes)
