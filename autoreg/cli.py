@@ -199,8 +199,9 @@ def _print_front(result, pick, rule) -> None:
     front[params] = front[params].astype(object).where(front[params].notna(), "")
     pick_trial = int(pick["trial"])
     front.insert(0, "pick", ["*" if t == pick_trial else "" for t in front["trial"]])
-    cols = ["pick", "trial", "recipe", *params, "error", "sparsity", "size_bytes",
-            "n_features_used", "test_error"]
+    several = "," in str(result.settings.get("families", ""))
+    cols = ["pick", "trial", *(["family"] if several else []), "recipe", *params, "error",
+            "sparsity", "size_bytes", "n_features_used", "test_error"]
     fmt = {"error": "{:.5g}".format, "test_error": "{:.5g}".format,
            "sparsity": "{:.3f}".format}
     for p in params:

@@ -264,3 +264,39 @@ def register_techniques(register):
                                                  "weight 0 from shape"):
         _search(X, y, techniques=["l2", "shrink"], plugins=["bad_shape2"], n_trials=3,
                 sampler=_fixed({"shrink": True, "penalty": "l2"}))
+
+
+# -- the mlp family through the search and the CLI ----------------------------------------------
+def test_search_over_both_families_compares_them_on_one_holdout(capsys):
+    code = None
+    try:
+        main(["search", "iris", "--family", "linear,mlp", "--hidden", "8", "--trials", "10",
+              "--no-mlflow", "--seed", "1"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code in (0, None)
+    out = capsys.readouterr().out
+    header = out.splitlines()[1].split()
+    assert header[:4] == ["pick", "trial", "family", "recipe"]
+    result = _search("iris", families=["linear", "mlp"], hidden=[8], n_trials=10, seed=1)
+    assert set(result.trials["family"]) == {"linear", "mlp"}
+    assert result.settings["validation"] == "holdout" and result.settings["hidden"] == "8"
+    for _, row in result.trials.iterrows():
+        model = result.model(row["trial"])
+        assert model.kind == row["family"]
+        if row["family"] == "mlp":
+            assert max(model.hidden_units) <= 8
+
+
+def test_mlp_on_sparse_input_and_resume_with_other_hidden_refused():
+    from autoreg import datasets
+
+    X, y = datasets.sparse_csr_regression(n_samples=600, n_features=3000, density=0.01,
+                                          n_informative=10)
+    result = _search(X, y, families=["mlp"], hidden=(8,), n_trials=3)
+    assert result.failed.empty and len(result.trials) == 3
+    pred = result.model(result.trials["trial"].iloc[0]).predict(X[:5])
+    assert pred.shape == (5,) and np.isfinite(pred).all()
+    with pytest.raises(autoreg.StudyError, match="hidden"):
+        _search(X, y, families=["mlp"], hidden=(16,), n_trials=4,
+                study_name=result.study_name)

@@ -118,6 +118,11 @@ def run_one(dataset: str, sampler: str, seed: int, n_trials: int) -> dict:
                 import optuna
 
                 chosen = optuna.samplers.NSGAIISampler(seed=seed)
+            elif sampler.startswith("tpe") and sampler != "tpe":  # tpe<N>: N random trials first
+                import optuna
+
+                chosen = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                    n_startup_trials=int(sampler[3:]))
             result = autoreg.search(dataset, n_trials=n_trials, sampler=chosen, seed=seed,
                                     log_mlflow=False)
         wall = time.perf_counter() - t0
@@ -151,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default=None, help="comma list (default diabetes,breast_cancer)")
     ap.add_argument("--budgets", default=None, help="comma list of n_trials (default 60,150)")
     ap.add_argument("--seeds", default=None, help="comma list (default 0,1,2)")
+    ap.add_argument("--samplers", default=None,
+                    help="comma list (default tpe,nsga2,random; tpe25 = TPE with 25 random "
+                    "startup trials)")
     args = ap.parse_args(argv)
 
     datasets = ["diabetes"] if args.quick else ["diabetes", "breast_cancer"]
@@ -161,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         budgets = sorted(int(b) for b in args.budgets.split(","))
     if args.seeds:
         seeds = [int(s) for s in args.seeds.split(",")]
+    samplers = args.samplers.split(",") if args.samplers else list(SAMPLERS)
 
     if HV_NAME != "bench_samplers.hv_exact_3d":  # keep the fallback honest
         rng = np.random.default_rng(0)
@@ -177,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for ds in datasets:
         for seed in seeds:
             for n in budgets:
-                for s in SAMPLERS:
+                for s in samplers:
                     r = run_one(ds, s, seed, n)
                     runs.append(r)
                     print(f"  {ds:14s} {s:6s} N={n:<4d} seed={seed}  front {r['front_size']:3d}"
@@ -221,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                     for r in by_seed:
                         if r["hypervolume"] >= top - 1e-12:
                             winners[r["sampler"]] = winners.get(r["sampler"], 0) + 1
-            for s in SAMPLERS:
+            for s in samplers:
                 mine = [r for r in group if r["sampler"] == s]
                 hv = [r["hypervolume"] for r in mine]
                 row = {
@@ -248,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "samplers",
         "quick": args.quick,
-        "config": {"datasets": datasets, "samplers": list(SAMPLERS), "budgets": budgets,
+        "config": {"datasets": datasets, "samplers": samplers, "budgets": budgets,
                    "seeds": seeds, "log_mlflow": False},
         "method": {"hypervolume": HV_NAME, "reference_point": [REFERENCE] * 3,
                    "space": ["error", "1 - sparsity", "size_bytes"],
