@@ -81,6 +81,11 @@ def cli(ctx, disable, modules):
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own default).")
 @click.option("--experiment", help="MLflow experiment name (default: autoreg).")
 @click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--log-trials", default="front", show_default=True,
+              type=click.Choice(["front", "all"]),
+              help="Child runs in MLflow for the front trials (with models) or all trials.")
+@click.option("--register", help="Register the pick in the MLflow Model Registry under this "
+              "name.")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--max-size", type=int, help="Constraint: model file at most this many bytes.")
 @click.option("--min-sparsity", type=float, help="Constraint: at least this fraction of zeros.")
@@ -94,7 +99,8 @@ def cli(ctx, disable, modules):
 def search(obj, data, target, task, techniques, families, hidden, groups_file, objectives,
            metric, validation,
            test_size, trials, timeout, sampler, seed, storage, study_name, artifacts,
-           tracking_uri, experiment, no_mlflow, jobs, max_size, min_sparsity, max_error, rule,
+           tracking_uri, experiment, no_mlflow, log_trials, register, jobs, max_size,
+           min_sparsity, max_error, rule,
            tolerance, as_json):
     """Search regularization recipes on DATA: a CSV/Parquet path or a built-in dataset
     (diabetes, breast_cancer, digits, wine, iris, synthetic_sparse, sparse_csr).
@@ -109,9 +115,14 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
                   n_jobs=jobs, seed=seed, sampler=sampler, test_size=test_size,
                   max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
                   disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
-                  hidden=hidden, groups=_read_groups(groups_file),
+                  hidden=hidden, groups=_read_groups(groups_file), log_trials=log_trials,
+                  register=register,
                   progress=not as_json and sys.stderr.isatty())
-    result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
+    with warnings.catch_warnings():
+        # The command line says it itself, below, with the command that logs the study later.
+        warnings.filterwarnings("ignore", message="autoreg: not logged to MLflow",
+                                category=RuntimeWarning)
+        result = run_search(data, log_mlflow=not no_mlflow, **kwargs)
     pick = result.pick(rule, tolerance=tolerance)
     if as_json:
         click.echo(json.dumps(_result_json(result, pick, storage, tracking_uri), indent=2))
@@ -127,10 +138,22 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
     if result.mlflow_run_id:
         click.echo(run_location(result.mlflow_run_id, tracking_uri))
     elif result.tracking_error:
-        click.echo(f"autoreg: warning: not logged to MLflow: {result.tracking_error} "
-                   "(the trials are safe in the study)", err=True)
+        click.echo(f"autoreg: warning: not logged to MLflow: {result.tracking_error}", err=True)
+        click.echo("autoreg: the trials are safe in the study; log them when MLflow is back "
+                   f"with: {_relog_command(result.study_name, storage, tracking_uri)}", err=True)
     if result.interrupted:
         sys.exit(130)
+
+
+def _relog_command(study, storage, tracking_uri) -> str:
+    from .storage import redact
+
+    parts = ["autoreg front", study, "--log"]
+    if storage:
+        parts += ["--storage", redact(storage)]
+    if tracking_uri:
+        parts += ["--tracking-uri", redact(tracking_uri)]
+    return " ".join(parts)
 
 
 def _read_groups(path):
@@ -278,15 +301,36 @@ def _open_result(study_name, storage, artifacts):
 @click.option("--pick", "rule", default="within", show_default=True,
               type=click.Choice(["within", "1se", "knee"]))
 @click.option("--tolerance", default=0.01, show_default=True, type=float)
+@click.option("--log", "log", is_flag=True, help="(Re)log the study to MLflow: the parent run, "
+              "plots, child runs and models.")
+@click.option("--tracking-uri", help="MLflow tracking URI for --log (default: MLflow's own).")
+@click.option("--experiment", help="MLflow experiment for --log (default: autoreg).")
+@click.option("--log-trials", default="front", show_default=True,
+              type=click.Choice(["front", "all"]), help="With --log: which trials get runs.")
+@click.option("--register", help="With --log: register the pick under this model name.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def front(study, storage, rule, tolerance, as_json):
-    """Show the Pareto front of STUDY."""
+def front(study, storage, rule, tolerance, log, tracking_uri, experiment, log_trials, register,
+          as_json):
+    """Show the Pareto front of STUDY (and, with --log, write its MLflow record)."""
+    from .errors import UsageError
+
+    if register and not log:
+        raise UsageError("--register needs --log")
     result = _open_result(study, storage, None)
     pick = result.pick(rule, tolerance=tolerance)
+    if log:
+        from .tracking import log_search, run_location
+
+        result.mlflow_run_id = log_search(
+            result, result.settings, tracking_uri=tracking_uri, experiment=experiment,
+            storage_url=storage, log_trials=log_trials, register=register,
+            schema=result.study.user_attrs.get("autoreg.schema"))
     if as_json:
-        click.echo(json.dumps(_result_json(result, pick, storage, None), indent=2))
-    else:
-        _print_front(result, pick, rule)
+        click.echo(json.dumps(_result_json(result, pick, storage, tracking_uri), indent=2))
+        return
+    _print_front(result, pick, rule)
+    if log:
+        click.echo(run_location(result.mlflow_run_id, tracking_uri))
 
 
 @cli.command()
@@ -313,6 +357,54 @@ def export(study, trial, output, storage, artifacts, as_json):
                                "size_bytes": len(data)}))
     else:
         click.echo(f"wrote trial {trial} of {study} to {output} ({len(data)} bytes)")
+
+
+@cli.command()
+@click.option("--tracking-uri", help="The MLflow store to show (default: the one --study was "
+              "logged to, else MLflow's default, sqlite:///mlflow.db here).")
+@click.option("--study", help="Show the store this study was logged to.")
+@click.option("--storage", help="Optuna storage of --study.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback exposes the UI to the network.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
+def ui(tracking_uri, study, storage, host, port, dry_run):
+    """Start the MLflow UI on a search's tracking store, bound to 127.0.0.1 by default."""
+    import subprocess
+
+    from .errors import UsageError
+
+    if tracking_uri is None and study is not None:
+        tracking_uri = _open_result(study, storage, None).study.user_attrs.get(
+            "autoreg.tracking_uri")
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if tracking_uri.startswith(("http://", "https://")):
+        click.echo(f"that store is an MLflow server already: open {tracking_uri}")
+        return
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    # The MLflow of this environment, whether or not its script is on PATH.
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host",
+           host, "--port", str(port)]
+    if dry_run:
+        click.echo(" ".join(cmd))
+        return
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"autoreg: warning: the UI will listen on {host}, reachable from the "
+                   "network", err=True)
+    click.echo(f"MLflow UI on http://{'localhost' if host == '127.0.0.1' else host}:{port} "
+               f"for {tracking_uri} (Ctrl-C to stop)")
+    try:
+        code = subprocess.call(cmd)
+    except OSError as exc:
+        raise AutoRegError(f"cannot start the MLflow UI: {exc}") from None
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise AutoRegError(f"the MLflow UI exited with code {code}")
 
 
 def main(argv=None) -> None:
@@ -344,3 +436,7 @@ def main(argv=None) -> None:
         click.echo(f"autoreg: internal error: {type(exc).__name__}: {first_line(exc)} "
                    "(set AUTOREG_DEBUG=1 for details)", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

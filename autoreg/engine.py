@@ -32,6 +32,7 @@ AUTO_CV_MAX_ROWS = 10_000
 AUTO_CV_MAX_NNZ = 5_000_000
 DEFAULT_FOLDS = 5
 SETTINGS_ATTR = "autoreg.settings"
+SCHEMA_ATTR = "autoreg.schema"  # column names and types, for the MLflow dataset input
 
 
 @dataclass
@@ -418,7 +419,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
            n_trials=100, timeout=None, storage=None, study_name=None, tracking_uri=None,
            experiment=None, n_jobs=1, seed=0, sampler="tpe", test_size=0.2, max_size=None,
            min_sparsity=None, max_error=None, groups=None, hidden=None, disable_plugins=(),
-           plugins=(), artifacts=None, log_mlflow=True, progress=False) -> SearchResult:
+           plugins=(), artifacts=None, log_mlflow=True, log_trials="front", register=None,
+           progress=False) -> SearchResult:
     """Search regularization recipes on ``data`` and return the Pareto front.
 
     See the README for every argument; the names follow autoreg's design contract.
@@ -432,6 +434,12 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if n_jobs != 1:
         raise UsageError("n_jobs > 1 (parallel workers) is not available yet; use n_jobs=1")
+    if log_trials not in ("front", "all"):
+        raise UsageError(f"log_trials must be 'front' or 'all', got {log_trials!r}")
+    if register is not None and (not isinstance(register, str) or not register.strip()):
+        raise UsageError(f"register needs a model name, got {register!r}")
+    if register is not None and not log_mlflow:
+        raise UsageError("register needs MLflow logging; drop --no-mlflow / log_mlflow=False")
     sampler_obj = _sampler(sampler, seed)
     sampler = sampler if isinstance(sampler, str) else type(sampler).__name__
     constraints = {k: float(v) for k, v in (("max_size", max_size),
@@ -478,15 +486,22 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     result.measure_test_error(ws, metric)
     result.test_index = ws.test_idx
     if log_mlflow:
-        from .tracking import TrackingError, log_search
+        from .tracking import TrackingError, dataset_schema, log_search
 
+        schema = dataset_schema(ds)
+        if study.user_attrs.get(SCHEMA_ATTR) != schema:
+            study.set_user_attr(SCHEMA_ATTR, schema)
         try:
             result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
-                                              experiment=experiment, storage_url=storage)
+                                              experiment=experiment, storage_url=storage,
+                                              log_trials=log_trials, register=register,
+                                              schema=schema)
         except TrackingError as exc:
             # The trials are in the study already; the record can be written later.
             result.tracking_error = str(exc)
-            warnings.warn(f"autoreg: not logged to MLflow: {exc}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"autoreg: not logged to MLflow: {exc}; the trials are safe in the "
+                          f"study: log them later with autoreg front {study.study_name} --log",
+                          RuntimeWarning, stacklevel=2)
     result.interrupted = interrupted
     result.resumed = resumed
     return result

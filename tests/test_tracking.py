@@ -83,7 +83,7 @@ def test_no_raw_data_and_no_password_reach_mlflow(client, tiny_regression, tmp_p
     result = autoreg.search(X, y, n_trials=3, storage=url)
     parent = client.get_run(result.mlflow_run_id)
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
-    assert artifacts == {"front.csv", "trials.csv"}
+    assert artifacts == {"front.csv", "trials.csv", "pareto.html", "pareto.png"}
     assert parent.data.tags["autoreg.storage"] == url
     from autoreg.storage import redact
 
@@ -97,3 +97,46 @@ def test_unreachable_server_keeps_the_trials(tiny_regression):
                                 tracking_uri="http://127.0.0.1:9")
     assert result.mlflow_run_id is None and "unreachable" in result.tracking_error
     assert len(result.trials) == 4  # the search itself completed and kept its trials
+
+
+def test_mlflow_is_not_on_the_per_trial_path(tmp_path):
+    """In a fresh process, MLflow is not even imported while trials run: it is used once,
+    after them."""
+    import subprocess
+    import sys
+
+    (tmp_path / "probe_plugin.py").write_text('''
+import sys
+from autoreg import Float, Technique, hookimpl
+
+class Probe(Technique):
+    name = "probe"
+    stage = "compression"
+    families = ("linear",)
+    description = "Records whether mlflow is imported while a trial runs."
+    space = {"x": Float(0.0, 1.0)}
+
+    def compress(self, weights, ctx):
+        with open("probe.txt", "a") as fh:
+            fh.write(str("mlflow" in sys.modules) + "\\n")
+        return weights
+
+@hookimpl
+def register_techniques(register):
+    register(Probe)
+''')
+    script = (
+        "import optuna, autoreg\n"
+        "s = optuna.samplers.PartialFixedSampler({'probe': True},"
+        " optuna.samplers.RandomSampler(0))\n"
+        "r = autoreg.search('diabetes', n_trials=8, techniques=['l1', 'probe'],"
+        " plugins=['probe_plugin'], sampler=s)\n"
+        "import sys; print('after', 'mlflow' in sys.modules, r.mlflow_run_id is not None)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path),
+           "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    probes = (tmp_path / "probe.txt").read_text().split()
+    assert probes and set(probes) == {"False"}  # every fit of 8 trials, MLflow not loaded
+    assert "after True True" in out.stdout  # and yet the search was logged
