@@ -370,8 +370,6 @@ def export(study, trial, output, storage, artifacts, as_json):
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 def ui(tracking_uri, study, storage, host, port, dry_run):
     """Start the MLflow UI on a search's tracking store, bound to 127.0.0.1 by default."""
-    import subprocess
-
     from .errors import UsageError
 
     if tracking_uri is None and study is not None:
@@ -397,14 +395,12 @@ def ui(tracking_uri, study, storage, host, port, dry_run):
                    "network", err=True)
     click.echo(f"MLflow UI on http://{'localhost' if host == '127.0.0.1' else host}:{port} "
                f"for {tracking_uri} (Ctrl-C to stop)")
+    sys.stdout.flush()
     try:
-        code = subprocess.call(cmd)
+        # MLflow takes this process over, so signals reach it (and it stops its own workers).
+        os.execv(sys.executable, cmd)
     except OSError as exc:
         raise AutoRegError(f"cannot start the MLflow UI: {exc}") from None
-    except KeyboardInterrupt:
-        code = 0
-    if code:
-        raise AutoRegError(f"the MLflow UI exited with code {code}")
 
 
 def main(argv=None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import re
 import sys
 import time
@@ -28,6 +29,7 @@ from .storage import ModelStore, open_storage
 from .technique import CompressContext
 
 SAMPLERS = ("tpe", "random")
+_WORKER = f"{__import__('socket').gethostname()}:{os.getpid()}"  # which process ran a trial
 AUTO_CV_MAX_ROWS = 10_000
 AUTO_CV_MAX_NNZ = 5_000_000
 DEFAULT_FOLDS = 5
@@ -329,6 +331,7 @@ class Objective:
             "n_features_used": model.n_features_used,
             "fit_seconds": fit_seconds,
             "model": artifact,
+            "worker": _WORKER,
         })
         for key, limit in self.constraints.items():
             objective, sign = {"max_size": ("size", 1), "min_sparsity": ("sparsity", -1),
@@ -432,8 +435,12 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         raise UsageError(f"n_trials must be a positive whole number, got {n_trials!r}")
     if timeout is not None and not timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if n_jobs != 1:
-        raise UsageError("n_jobs > 1 (parallel workers) is not available yet; use n_jobs=1")
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or not 1 <= n_jobs <= 256:
+        raise UsageError(f"n_jobs must be a whole number of worker processes from 1 to 256, "
+                         f"got {n_jobs!r}")
+    if n_jobs > 1 and not isinstance(sampler, str):
+        raise UsageError("n_jobs > 1 needs a sampler by name (tpe or random): each worker "
+                         "process builds its own, seeded apart")
     if log_trials not in ("front", "all"):
         raise UsageError(f"log_trials must be 'front' or 'all', got {log_trials!r}")
     if register is not None and (not isinstance(register, str) or not register.strip()):
@@ -441,23 +448,13 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     if register is not None and not log_mlflow:
         raise UsageError("register needs MLflow logging; drop --no-mlflow / log_mlflow=False")
     sampler_obj = _sampler(sampler, seed)
-    sampler = sampler if isinstance(sampler, str) else type(sampler).__name__
-    constraints = {k: float(v) for k, v in (("max_size", max_size),
-                                            ("min_sparsity", min_sparsity),
-                                            ("max_error", max_error)) if v is not None}
-    if "min_sparsity" in constraints and not 0 <= constraints["min_sparsity"] <= 1:
-        raise UsageError("min_sparsity is a fraction between 0 and 1")
-    registered = load_techniques(disable=disable_plugins, modules=plugins)
-    ds = data_mod.load(data, y, target=target, task=task)
-    space = SearchSpace(registered, ds.task, families, techniques)
-    metric = Metric(ds.task, metric, ds.classes)
-    options = _family_options(space.families, hidden)
-    ws = prepare(ds, validation, test_size, seed, space.families, groups, options)
-    metric.check(ws.y_full)
-    settings = _settings(ds, space, objectives, metric, ws.validation, seed, sampler, test_size,
-                         constraints)
-    settings["hidden"] = ",".join(map(str, options["hidden"])) if "hidden" in options else "-"
-    settings["groups"] = _groups_label(groups)
+    build = dict(target=target, task=task, techniques=techniques, families=families,
+                 objectives=objectives, metric=metric, validation=validation, seed=seed,
+                 sampler=sampler if isinstance(sampler, str) else type(sampler).__name__,
+                 test_size=test_size, max_size=max_size, min_sparsity=min_sparsity,
+                 max_error=max_error, groups=groups, hidden=hidden,
+                 disable_plugins=disable_plugins, plugins=plugins)
+    ds, space, metric, ws, settings, constraints = _build(data, y, **build)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
     study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
@@ -472,7 +469,11 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     callbacks = [bar.callback] if bar else []
     interrupted = False
     try:
-        if remaining:
+        if remaining and n_jobs > 1:
+            _run_parallel(study, objective, n_jobs, n_trials, timeout, storage, bar, data, y,
+                          dict(build, n_trials=n_trials, timeout=timeout, storage=storage,
+                               study_name=study.study_name, artifacts=str(models.root)))
+        elif remaining:
             study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                            callbacks=callbacks, gc_after_trial=False)
     except KeyboardInterrupt:
@@ -505,6 +506,101 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     result.interrupted = interrupted
     result.resumed = resumed
     return result
+
+
+def _build(data, y, *, target, task, techniques, families, objectives, metric, validation,
+           seed, sampler, test_size, max_size, min_sparsity, max_error, groups, hidden,
+           disable_plugins, plugins):
+    """Everything a search (or a worker of one) prepares before it opens the study."""
+    constraints = {k: float(v) for k, v in (("max_size", max_size),
+                                            ("min_sparsity", min_sparsity),
+                                            ("max_error", max_error)) if v is not None}
+    if "min_sparsity" in constraints and not 0 <= constraints["min_sparsity"] <= 1:
+        raise UsageError("min_sparsity is a fraction between 0 and 1")
+    registered = load_techniques(disable=disable_plugins, modules=plugins)
+    ds = data_mod.load(data, y, target=target, task=task)
+    space = SearchSpace(registered, ds.task, families, techniques)
+    metric = Metric(ds.task, metric, ds.classes)
+    options = _family_options(space.families, hidden)
+    ws = prepare(ds, validation, test_size, seed, space.families, groups, options)
+    metric.check(ws.y_full)
+    settings = _settings(ds, space, objectives, metric, ws.validation, seed, sampler, test_size,
+                         constraints)
+    settings["hidden"] = ",".join(map(str, options["hidden"])) if "hidden" in options else "-"
+    settings["groups"] = _groups_label(groups)
+    return ds, space, metric, ws, settings, constraints
+
+
+def _run_parallel(study, objective, n_jobs, n_trials, timeout, storage, bar, data, y, kwargs):
+    """This process and ``n_jobs - 1`` fresh ones run trials until the study's budget.
+
+    The others are new interpreters (``python -m autoreg.workers``), not forks or
+    ``multiprocessing`` children: nothing of the caller's ``__main__`` runs again, and no
+    thread pool of this process is copied into them.
+    """
+    import pickle
+    import subprocess
+    import tempfile
+
+    from . import workers
+
+    with tempfile.TemporaryDirectory(prefix="autoreg-workers-") as tmp:
+        payload = os.path.join(tmp, "job.pickle")
+        with open(payload, "wb") as fh:
+            pickle.dump({"data": data, "y": y, "kwargs": kwargs, "sys_path": sys.path}, fh)
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        procs = [subprocess.Popen([sys.executable, "-m", "autoreg.workers", payload, str(i)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for i in range(1, n_jobs)]
+
+        def on_trial(study, trial):
+            if bar is not None:
+                bar.set(_finished(study))
+
+        try:
+            with workers.limit_threads():
+                workers.run_trials(study, objective, n_trials, timeout=timeout,
+                                   lock=workers.lock_path(storage), on_trial=on_trial)
+            errors = []
+            for proc in procs:
+                while True:
+                    try:
+                        _, err = proc.communicate(timeout=0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        on_trial(study, None)
+                if proc.returncode:
+                    errors.append(err.decode(errors="replace").strip().splitlines()[-1:])
+        except BaseException:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(10)
+            raise
+    if errors:
+        last = errors[0][0] if errors[0] else "no message"
+        warnings.warn(f"autoreg: {len(errors)} of {n_jobs - 1} worker processes failed "
+                      f"({last}); the others finished the budget", RuntimeWarning, stacklevel=3)
+
+
+def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artifacts,
+           **build) -> None:
+    """One spawned worker of a parallel search: the same workspace, its own sampler seed."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from . import workers
+
+    ds, space, metric, ws, settings, constraints = _build(data, y, **build)
+    store = open_storage(storage)
+    seed = build["seed"]
+    study = optuna.load_study(study_name=study_name, storage=store,
+                              sampler=_sampler(build["sampler"], seed + index))
+    objective = Objective(ws, space, metric, build["objectives"], ModelStore(artifacts),
+                          _study_key(study_name), constraints, seed)
+    with workers.limit_threads():
+        workers.run_trials(study, objective, n_trials, timeout=timeout,
+                           lock=workers.lock_path(storage))
 
 
 def parse_hidden(hidden) -> tuple[int, ...]:
@@ -580,6 +676,11 @@ class _Progress:
         self.bar.update(1)
         if trial.values:
             self.bar.set_postfix_str(f"last error {trial.values[0]:.4g}", refresh=False)
+
+    def set(self, finished: int) -> None:
+        """Show ``finished`` trials (all workers'), when several processes run them."""
+        if finished > self.bar.n:
+            self.bar.update(finished - self.bar.n)
 
     def close(self):
         self.bar.close()

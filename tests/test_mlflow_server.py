@@ -41,11 +41,20 @@ def _wait_for(url: str, proc, seconds: float = 90) -> None:
 
 
 def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """Stop ``proc`` and everything it started: MLflow's server runs job and queue workers of
+    its own, which outlive their parent unless the whole process group goes."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            time.sleep(0.5)  # let the group's other members go too
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,8 @@ def server(tmp_path_factory):
            "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url + "/health", proc)
@@ -219,7 +229,8 @@ def test_ui_binds_to_loopback(tmp_path, capsys):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "autoreg.cli", "ui", "--tracking-uri",
                              f"sqlite:///{tmp_path}/m.db", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
     try:
         _wait_for(f"http://127.0.0.1:{port}/health", proc)
         # Bound to loopback only: every listening socket on that port is 127.0.0.1.

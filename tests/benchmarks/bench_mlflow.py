@@ -63,7 +63,8 @@ def start_server(root: Path):
                              f"sqlite:///{root}/backend.db", "--artifacts-destination",
                              str(root / "artifacts"), "--host", "127.0.0.1", "--port",
                              str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -99,7 +100,9 @@ def main() -> None:
                     runs.append(r)
                     print(f"  rep {rep} {variant:5s} total {r['total_s']:.2f} s", flush=True)
         finally:
-            proc.terminate()
+            import signal
+
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the workers it started
             proc.wait(10)
     rows = []
     summary = {}
