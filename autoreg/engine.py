@@ -387,34 +387,54 @@ _MUST_MATCH = ("dataset_digest", "task", "families", "techniques", "objectives",
 
 
 def _open_study(storage, study_name, settings, objectives, sampler):
+    """Create the study, or load it to resume (then its settings must match).
+
+    Several processes may start one study at once (workers on many machines): one creates it,
+    the others find it and wait a moment for its settings to appear.
+    """
     import optuna
 
     dirs = directions(objectives)
-    if study_name is not None:
-        try:
-            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-        except KeyError:
-            study = None
-        if study is not None:
-            old = study.user_attrs.get(SETTINGS_ATTR)
-            if old is None:
-                raise StudyError(f"study {study_name!r} exists but was not made by autoreg")
-            # Studies from before a setting existed ran with its default.
-            clash = [k for k in _MUST_MATCH
-                     if str(old.get(k, _DEFAULTS.get(k))) != str(settings.get(k))]
-            if clash:
-                k = clash[0]
-                raise StudyError(f"study {study_name!r} exists with {k}={old.get(k)!r}, not "
-                                 f"{settings.get(k)!r}; use the same settings to resume it or "
-                                 "choose another --study name")
-            return study, True
-    else:
+    if study_name is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         study_name = f"{settings['dataset']}-{stamp}-{uuid.uuid4().hex[:4]}"
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                directions=dirs)
+    else:
+        study = _load_existing(storage, study_name, settings, sampler)
+        if study is not None:
+            return study, True
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                    directions=dirs)
+    except optuna.exceptions.DuplicatedStudyError:
+        # Another worker created it between our look and our create.
+        return _load_existing(storage, study_name, settings, sampler, wait=30.0), True
     study.set_user_attr(SETTINGS_ATTR, settings)
     return study, False
+
+
+def _load_existing(storage, study_name, settings, sampler, wait: float = 0.0):
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    except KeyError:
+        return None
+    deadline = time.monotonic() + wait
+    old = study.user_attrs.get(SETTINGS_ATTR)
+    while old is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # its creator writes the settings right after creating it
+        old = study.user_attrs.get(SETTINGS_ATTR)
+    if old is None:
+        raise StudyError(f"study {study_name!r} exists but was not made by autoreg")
+    # Studies from before a setting existed ran with its default.
+    clash = [k for k in _MUST_MATCH
+             if str(old.get(k, _DEFAULTS.get(k))) != str(settings.get(k))]
+    if clash:
+        k = clash[0]
+        raise StudyError(f"study {study_name!r} exists with {k}={old.get(k)!r}, not "
+                         f"{settings.get(k)!r}; use the same settings to resume it or "
+                         "choose another --study name")
+    return study
 
 
 def search(data=None, y=None, *, target=None, task="auto", techniques=None, families=None,
@@ -470,9 +490,18 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     interrupted = False
     try:
         if remaining and n_jobs > 1:
-            _run_parallel(study, objective, n_jobs, n_trials, timeout, storage, bar, data, y,
-                          dict(build, n_trials=n_trials, timeout=timeout, storage=storage,
-                               study_name=study.study_name, artifacts=str(models.root)))
+            _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
+                          data, y, dict(build, n_trials=n_trials, timeout=timeout,
+                                        storage=storage, study_name=study.study_name,
+                                        artifacts=str(models.root)))
+        elif remaining and _server_storage(store):
+            # Other machines may be running this study too: claim trials one at a time under
+            # the database's lock, so that together they stop at the budget.
+            from . import workers
+
+            workers.run_trials(study, objective, n_trials, timeout=timeout,
+                               lock=workers.claim_lock(store, storage, study.study_name),
+                               on_trial=lambda s, t: bar.set(_finished(s)) if bar else None)
         elif remaining:
             study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                            callbacks=callbacks, gc_after_trial=False)
@@ -531,7 +560,14 @@ def _build(data, y, *, target, task, techniques, families, objectives, metric, v
     return ds, space, metric, ws, settings, constraints
 
 
-def _run_parallel(study, objective, n_jobs, n_trials, timeout, storage, bar, data, y, kwargs):
+def _server_storage(store) -> bool:
+    """Whether ``store`` is a database server that other machines may share."""
+    engine = getattr(store, "engine", None)
+    return getattr(getattr(engine, "dialect", None), "name", "") in ("postgresql", "mysql")
+
+
+def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar, data, y,
+                  kwargs):
     """This process and ``n_jobs - 1`` fresh ones run trials until the study's budget.
 
     The others are new interpreters (``python -m autoreg.workers``), not forks or
@@ -560,7 +596,8 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, storage, bar, dat
         try:
             with workers.limit_threads():
                 workers.run_trials(study, objective, n_trials, timeout=timeout,
-                                   lock=workers.lock_path(storage), on_trial=on_trial)
+                                   lock=workers.claim_lock(store, storage, study.study_name),
+                                   on_trial=on_trial)
             errors = []
             for proc in procs:
                 while True:
@@ -600,7 +637,7 @@ def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artif
                           _study_key(study_name), constraints, seed)
     with workers.limit_threads():
         workers.run_trials(study, objective, n_trials, timeout=timeout,
-                           lock=workers.lock_path(storage))
+                           lock=workers.claim_lock(store, storage, study_name))
 
 
 def parse_hidden(hidden) -> tuple[int, ...]:

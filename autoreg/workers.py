@@ -51,6 +51,43 @@ def file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def claim_lock(store, storage: str | None, study_name: str):
+    """A context manager factory that serializes trial claims of one study.
+
+    Local storage (journal file, SQLite) takes a file lock beside it. A server database takes a
+    lock inside the database itself, so that workers on *different machines* share it:
+    PostgreSQL's session advisory lock, MySQL's ``GET_LOCK``.
+    """
+    engine = getattr(store, "engine", None)
+    dialect = getattr(getattr(engine, "dialect", None), "name", "")
+    if dialect not in ("postgresql", "mysql"):
+        path = lock_path(storage)
+        return lambda: file_lock(path)
+    import hashlib
+
+    digest = hashlib.sha1(f"autoreg-claim:{study_name}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+
+    @contextlib.contextmanager
+    def db_lock():
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            if dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            else:
+                conn.execute(text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
+            try:
+                yield
+            finally:
+                if dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                else:
+                    conn.execute(text("SELECT RELEASE_LOCK(:k)"), {"k": str(key)})
+
+    return db_lock
+
+
 def counted_trials(study) -> int:
     from optuna.trial import TrialState
 
@@ -58,14 +95,19 @@ def counted_trials(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_trials(study, objective, n_trials: int, *, timeout=None, lock: Path,
-               on_trial=None) -> None:
-    """Claim and run trials until the study holds ``n_trials`` (or ``timeout`` passes)."""
+def run_trials(study, objective, n_trials: int, *, timeout=None, lock, on_trial=None) -> None:
+    """Claim and run trials until the study holds ``n_trials`` (or ``timeout`` passes).
+
+    ``lock`` is a lock file path or a context manager factory (see :func:`claim_lock`).
+    """
     from optuna.trial import TrialState
 
+    if isinstance(lock, Path):
+        path = lock
+        lock = lambda: file_lock(path)  # noqa: E731
     start = time.monotonic()
     while timeout is None or time.monotonic() - start < timeout:
-        with file_lock(lock):
+        with lock():
             if counted_trials(study) >= n_trials:
                 return
             trial = study.ask()
