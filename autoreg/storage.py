@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 from .errors import StudyError, UsageError, first_line
@@ -37,11 +38,18 @@ def open_storage(url: str | None):
     url = url or default_storage()
     if _URL.match(url):
         if url.startswith(("sqlite", "postgresql", "mysql", "oracle", "mssql")):
-            try:
-                return optuna.storages.RDBStorage(url)
-            except Exception as exc:
-                raise UsageError(f"cannot open storage {redact(url)}: "
-                                 f"{first_line(exc)}") from None
+            for attempt in range(5):
+                try:
+                    return optuna.storages.RDBStorage(url)
+                except Exception as exc:
+                    # Workers opening a new database together race to create Optuna's tables;
+                    # the losers find them made and open it on the next try.
+                    racing = "already exists" in str(exc) or "duplicate key" in str(exc)
+                    if racing and attempt < 4:
+                        time.sleep(0.2 * (attempt + 1))
+                        continue
+                    raise UsageError(f"cannot open storage {redact(url)}: "
+                                     f"{first_line(exc)}") from None
         raise UsageError(f"unsupported storage URL {redact(url)}: use sqlite://, "
                          "postgresql://, mysql:// or a journal file path")
     path = Path(url)

@@ -36,3 +36,19 @@ def test_processes_started_at_once_join_one_study_and_keep_its_budget(postgres_u
                            timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(optuna.load_study(study_name="machines", storage=postgres_url).trials) == 30
+
+
+def test_workers_opening_a_fresh_database_at_once_all_get_in(postgres_url):  # noqa: F811
+    """The first processes on a new database race to create Optuna's tables; all succeed."""
+    import psycopg
+
+    base, _, _ = postgres_url.rpartition("/")
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE fresh_race")
+    url = f"{base}/fresh_race"
+    code = "import sys; from autoreg.storage import open_storage; open_storage(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
