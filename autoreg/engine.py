@@ -485,6 +485,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     done = _finished(study)
     remaining = max(0, n_trials - done)
 
+    from . import workers
+
     bar = _progress(progress, remaining, done, n_trials)
     callbacks = [bar.callback] if bar else []
     interrupted = False
@@ -494,11 +496,9 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                           data, y, dict(build, n_trials=n_trials, timeout=timeout,
                                         storage=storage, study_name=study.study_name,
                                         artifacts=str(models.root)))
-        elif remaining and _server_storage(store):
+        elif remaining and workers.server_dialect(store):
             # Other machines may be running this study too: claim trials one at a time under
             # the database's lock, so that together they stop at the budget.
-            from . import workers
-
             workers.run_trials(study, objective, n_trials, timeout=timeout,
                                lock=workers.claim_lock(store, storage, study.study_name),
                                on_trial=lambda s, t: bar.set(_finished(s)) if bar else None)
@@ -558,12 +558,6 @@ def _build(data, y, *, target, task, techniques, families, objectives, metric, v
     settings["hidden"] = ",".join(map(str, options["hidden"])) if "hidden" in options else "-"
     settings["groups"] = _groups_label(groups)
     return ds, space, metric, ws, settings, constraints
-
-
-def _server_storage(store) -> bool:
-    """Whether ``store`` is a database server that other machines may share."""
-    engine = getattr(store, "engine", None)
-    return getattr(getattr(engine, "dialect", None), "name", "") in ("postgresql", "mysql")
 
 
 def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar, data, y,

@@ -60,6 +60,13 @@ class Quantized:
     def shape(self) -> tuple[int, ...]:
         return self.codes.shape
 
+    def take(self, index, axis: int = 0) -> Quantized:
+        """Rows (axis 0) or columns (axis 1) ``index``: the codes stay, and the per-column
+        scales follow the columns kept."""
+        if axis == 0:
+            return Quantized(self.codes[index], self.scales, self.bits)
+        return Quantized(self.codes[:, index], self.scales[index], self.bits)
+
     def dequantize(self) -> np.ndarray:
         """The float32 weights the codes stand for (what a loaded model computes with)."""
         return (self.codes.astype(np.float32) * self.scales).astype(np.float32)

@@ -158,7 +158,7 @@ class LinearPredictor:
         keep = np.flatnonzero(np.any(values[:n_num] != 0, axis=1))
         if quantized:
             exps = pow2_exponents(prep.scale[keep])
-            w_num = _rows(coef, keep)
+            w_num = coef.take(keep)
             # What the loaded model computes: (x * 2**exps) @ w + b, the centering in b.
             b -= np.ldexp(prep.mean[keep], exps.astype(np.int64)) @ values[keep]
         else:
@@ -187,7 +187,7 @@ class LinearPredictor:
         if cats:
             meta["cat"] = cats
             rows_cat = np.concatenate(rows_cat)
-            tensors["w_cat"] = _rows(coef, rows_cat) if quantized \
+            tensors["w_cat"] = coef.take(rows_cat) if quantized \
                 else values[rows_cat].astype(np.float32)
         tensors["b"] = b
         return meta, tensors
@@ -319,11 +319,6 @@ def pow2_scale(scale: np.ndarray) -> np.ndarray:
     """
     scale = np.asarray(scale, dtype=np.float64)
     return np.ldexp(scale, pow2_exponents(scale).astype(np.int64))
-
-
-def _rows(q, rows) -> export.Quantized:
-    """Some rows of a quantized matrix; the per-output scales stay as they are."""
-    return export.Quantized(q.codes[rows], q.scales, q.bits)
 
 
 def proba_from_decision(d: np.ndarray, task: str) -> np.ndarray:

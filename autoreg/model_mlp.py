@@ -39,9 +39,7 @@ def take(w, index, axis: int):
     :class:`~autoreg.export.Quantized` matrix keeps its codes, and its per-column scales follow
     the columns kept."""
     if isinstance(w, export.Quantized):
-        if axis == 0:
-            return export.Quantized(w.codes[index], w.scales, w.bits)
-        return export.Quantized(w.codes[:, index], w.scales[index], w.bits)
+        return w.take(index, axis)
     return np.take(np.asarray(w), index, axis=axis)
 
 

@@ -51,6 +51,13 @@ def file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def server_dialect(store) -> str | None:
+    """``postgresql`` or ``mysql`` when ``store`` is a database server that other machines may
+    share; None for local storage."""
+    name = getattr(getattr(getattr(store, "engine", None), "dialect", None), "name", None)
+    return name if name in ("postgresql", "mysql") else None
+
+
 def claim_lock(store, storage: str | None, study_name: str):
     """A context manager factory that serializes trial claims of one study.
 
@@ -58,9 +65,8 @@ def claim_lock(store, storage: str | None, study_name: str):
     lock inside the database itself, so that workers on *different machines* share it:
     PostgreSQL's session advisory lock, MySQL's ``GET_LOCK``.
     """
-    engine = getattr(store, "engine", None)
-    dialect = getattr(getattr(engine, "dialect", None), "name", "")
-    if dialect not in ("postgresql", "mysql"):
+    dialect = server_dialect(store)
+    if dialect is None:
         path = lock_path(storage)
         return lambda: file_lock(path)
     import hashlib
@@ -72,7 +78,7 @@ def claim_lock(store, storage: str | None, study_name: str):
     def db_lock():
         from sqlalchemy import text
 
-        with engine.connect() as conn:
+        with store.engine.connect() as conn:
             if dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             else:
