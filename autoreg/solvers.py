@@ -372,3 +372,89 @@ class GroupLassoClassifier(ClassifierMixin, _GroupLasso):
         Z = self._decision(X)
         index = (Z[:, 0] > 0).astype(int) if Z.shape[1] == 1 else Z.argmax(axis=1)
         return self.classes_[index]
+
+
+# -- the relaxed lasso ------------------------------------------------------------------------
+#: Ridge of the relaxed refit, per training row on standardized features (the scale of the
+#: ``l2`` technique): light enough to leave the kept weights nearly unshrunk, heavy enough to
+#: keep a logistic model finite when its few kept features separate the classes.
+RELAX_RIDGE = 1e-3
+
+
+def ridge_estimator(task: str, n_samples: int, strength: float = RELAX_RIDGE):
+    """Ridge regression, or l2-penalized logistic regression (multinomial for three or more
+    classes), with ``strength`` per training row."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if task == "regression":
+        return Ridge(alpha=strength * n_samples)
+    return LogisticRegression(C=1.0 / (strength * n_samples), max_iter=1000)
+
+
+def relaxed(estimator, task: str, n_samples: int, relax: float):
+    """``estimator`` relaxed by ``relax`` (a :class:`RelaxedLinear`), or itself at 0."""
+    if not relax > 0:
+        return estimator
+    return RelaxedLinear(estimator, ridge_estimator(task, n_samples), relax=relax)
+
+
+def kept_features(coef: np.ndarray) -> np.ndarray:
+    """Indices of the features (rows of a features x outputs matrix) with a non-zero weight."""
+    return np.flatnonzero(np.any(np.asarray(coef) != 0, axis=1))
+
+
+class RelaxedLinear(BaseEstimator):
+    """The relaxed lasso: a sparse ``estimator`` chooses the features, ``refit`` (a lightly
+    penalized estimator) is fitted again on those features alone, and the weights become::
+
+        (1 - relax) * selected  +  relax * refitted      on the chosen features, 0 elsewhere
+
+    So the penalty decides *which* features stay, and ``relax`` how much of its shrinkage the
+    kept weights keep (1: none beyond ``refit``'s own). A feature is kept with every output's
+    weight (a multinomial model refits all classes' weights of a kept feature).
+
+    ``coef_`` and ``intercept_`` follow ``estimator``'s shapes. ``autoreg``'s linear family
+    recognizes this estimator and fits its two parts itself (keeping its fast paths and warm
+    starts); :meth:`fit` is the same computation for use on its own.
+    """
+
+    def __init__(self, estimator=None, refit=None, relax=1.0):
+        self.estimator = estimator
+        self.refit = refit
+        self.relax = relax
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    @staticmethod
+    def blend(coef, intercept, refit_coef, refit_intercept, support, relax):
+        """Weights (features x outputs) and intercepts of the relaxed model."""
+        out = np.array(coef, dtype=np.float64)
+        out[support] = (1.0 - relax) * out[support] + relax * np.asarray(refit_coef)
+        b = (1.0 - relax) * np.asarray(intercept, dtype=np.float64) \
+            + relax * np.asarray(refit_intercept, dtype=np.float64)
+        return out, b
+
+    def fit(self, X, y):
+        from sklearn.base import clone
+
+        if not 0.0 <= self.relax <= 1.0:
+            raise ValueError(f"relax must be in [0, 1], got {self.relax!r}")
+        X = _as_rows(X)
+        first = clone(self.estimator).fit(X, y)
+        coef = np.atleast_2d(first.coef_)
+        support = kept_features(coef.T)
+        intercept = np.atleast_1d(first.intercept_)
+        if len(support):
+            second = clone(self.refit).fit(X[:, support], y)
+            W, b = self.blend(coef.T, intercept, np.atleast_2d(second.coef_).T,
+                              np.atleast_1d(second.intercept_), support, self.relax)
+            coef, intercept = W.T, b
+        self.coef_ = coef.reshape(np.shape(first.coef_))
+        self.intercept_ = intercept if np.ndim(first.intercept_) else float(intercept[0])
+        if hasattr(first, "classes_"):
+            self.classes_ = first.classes_
+        self.n_features_in_ = X.shape[1]
+        return self

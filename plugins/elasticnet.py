@@ -9,16 +9,23 @@ class ElasticNet(Technique):
     families = ("linear", "mlp")
     description = ("Elastic net: l1_ratio of lasso plus the rest of ridge; keeps groups of "
                    "correlated features together while still zeroing weak ones. linear: strength "
-                   "is a fraction of the smallest penalty that zeroes every weight; mlp: the "
-                   "penalty per weight (soft-thresholding and weight decay after every step).")
+                   "is a fraction of the smallest penalty that zeroes every weight, relax as for "
+                   "l1; mlp: the penalty per weight (soft-thresholding and weight decay after "
+                   "every step).")
 
     @classmethod
     def search_space(cls, family, task):
         if family == "mlp":
             return {"strength": Float(1e-3, 10.0, log=True), "l1_ratio": Float(0.05, 0.95)}
-        return {"strength": Float(1e-3, 1.0, log=True), "l1_ratio": Float(0.05, 0.95)}
+        return {"strength": Float(1e-3, 1.0, log=True), "l1_ratio": Float(0.05, 0.95),
+                "relax": Float(0.0, 1.0)}
 
     def linear_estimator(self, ctx: LinearContext):
+        from autoreg.solvers import relaxed
+
+        return relaxed(self._enet(ctx), ctx.task, ctx.n_samples, getattr(self, "relax", 0.0))
+
+    def _enet(self, ctx: LinearContext):
         # At a given l1_ratio every weight is zero from alpha_max / l1_ratio on.
         alpha = self.strength * ctx.alpha_max / self.l1_ratio
         if ctx.task == "regression":

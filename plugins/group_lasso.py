@@ -10,21 +10,24 @@ class GroupLasso(Technique):
     description = ("Group lasso: penalizes the norm of each group of weights, so a group is "
                    "kept or dropped as a whole. Groups are input columns (all one-hot columns "
                    "of a categorical column together) unless given. linear: strength is a "
-                   "fraction of the smallest penalty that drops every group; mlp: groups are "
-                   "each feature's outgoing weights and, with units, each hidden unit's.")
+                   "fraction of the smallest penalty that drops every group, relax as for l1; "
+                   "mlp: groups are each feature's outgoing weights and, with units, each hidden "
+                   "unit's.")
 
     @classmethod
     def search_space(cls, family, task):
         if family == "mlp":
             return {"strength": Float(1e-2, 3.0, log=True), "units": Choice((False, True))}
-        return {"strength": Float(1e-3, 1.0, log=True)}
+        return {"strength": Float(1e-3, 1.0, log=True), "relax": Float(0.0, 1.0)}
 
     def linear_estimator(self, ctx: LinearContext):
-        from autoreg.solvers import GroupLassoClassifier, GroupLassoRegressor, group_alpha_max
+        from autoreg import solvers
 
-        alpha = self.strength * group_alpha_max(ctx.X, ctx.y, ctx.groups, ctx.task)
-        cls = GroupLassoRegressor if ctx.task == "regression" else GroupLassoClassifier
-        return cls(alpha=alpha, groups=ctx.groups)
+        alpha = self.strength * solvers.group_alpha_max(ctx.X, ctx.y, ctx.groups, ctx.task)
+        cls = solvers.GroupLassoRegressor if ctx.task == "regression" \
+            else solvers.GroupLassoClassifier
+        est = cls(alpha=alpha, groups=ctx.groups)
+        return solvers.relaxed(est, ctx.task, ctx.n_samples, getattr(self, "relax", 0.0))
 
     def mlp_prox(self, weights, step, ctx):
         from autoreg.prox import group_soft_threshold_all_rows, group_soft_threshold_rows

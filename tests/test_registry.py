@@ -336,8 +336,9 @@ def test_cli_plugins_json(capsys):
     assert l1["stage"] == "penalty"
     assert l1["families"] == ["linear", "mlp"]
     assert l1["distribution"] == "autoreg" and l1["version"] == autoreg.__version__
-    assert l1["search_space"]["linear"] == {"strength": {"type": "float", "low": 1e-3,
-                                                         "high": 1.0, "log": True}}
+    assert l1["search_space"]["linear"] == {
+        "strength": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "relax": {"type": "float", "low": 0.0, "high": 1.0, "log": False}}
     assert set(l1["search_space"]["mlp"]) == {"strength"}
     pruning = next(r for r in rows if r["name"] == "pruning")
     assert pruning["stage"] == "compression"

@@ -141,6 +141,10 @@ class LinearFamily:
         """
         from sklearn.linear_model import ElasticNet
 
+        from ..solvers import RelaxedLinear
+
+        if isinstance(est, RelaxedLinear):
+            return self._fit_relaxed(est, X, y, n_out, init)
         if sp.issparse(X) and isinstance(est, ElasticNet) and est.fit_intercept:
             return self._fit_sparse_cd(est, X, y, init)
         if init is not None and _warm_startable(est):
@@ -158,6 +162,23 @@ class LinearFamily:
         if coef.shape[0] != n_out:
             raise ValueError(f"estimator gave {coef.shape[0]} outputs, expected {n_out}")
         return LinearFit(coef.T, intercept)
+
+    def _fit_relaxed(self, est, X, y, n_out: int, init: LinearFit | None) -> LinearFit:
+        """The relaxed lasso (:class:`autoreg.solvers.RelaxedLinear`): the penalized fit picks
+        the features, a light ridge refits them, and the weights blend the two."""
+        from sklearn.base import clone
+
+        from ..solvers import RelaxedLinear, kept_features
+
+        first = self.fit(clone(est.estimator), X, y, n_out, init)
+        support = kept_features(first.coef)
+        if not len(support):
+            return first
+        Xs = X[:, support]
+        second = self.fit(clone(est.refit), Xs, y, n_out)
+        coef, intercept = RelaxedLinear.blend(first.coef, first.intercept, second.coef,
+                                              second.intercept, support, est.relax)
+        return LinearFit(coef, intercept)
 
     @staticmethod
     def _fit_sparse_cd(est, X, y, init: LinearFit | None) -> LinearFit:
