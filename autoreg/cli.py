@@ -12,7 +12,7 @@ import warnings
 import click
 
 from ._version import __version__
-from .errors import AutoRegError, first_line
+from .errors import AutoRegError, Terminated, first_line, stop_on_sigterm
 
 SEARCH_DEFAULTS = {"trials": 100}
 
@@ -135,14 +135,19 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
             click.echo(f"  failed {n}x: {reason}")
     click.echo(f"resume or extend: autoreg search ... --study {result.study_name}"
                + (f" --storage {_storage_label(storage)}" if storage else ""))
-    if result.mlflow_run_id:
+    if result.running_elsewhere and not no_mlflow:
+        click.echo(f"{result.running_elsewhere} trial(s) of this study are still running in "
+                   "other workers; the last worker to finish logs the front to MLflow")
+    elif result.mlflow_run_id:
         click.echo(run_location(result.mlflow_run_id, tracking_uri))
     elif result.tracking_error:
         click.echo(f"autoreg: warning: not logged to MLflow: {result.tracking_error}", err=True)
         click.echo("autoreg: the trials are safe in the study; log them when MLflow is back "
                    f"with: {_relog_command(result.study_name, storage, tracking_uri)}", err=True)
     if result.interrupted:
-        sys.exit(130)
+        click.echo(f"autoreg: interrupted ({result.signal}); the running trial is queued "
+                   "again: rerun the same command to resume", err=True)
+        sys.exit(143 if result.signal == "SIGTERM" else 130)
 
 
 def _relog_command(study, storage, tracking_uri) -> str:
@@ -406,14 +411,15 @@ def ui(tracking_uri, study, storage, host, port, dry_run):
 def main(argv=None) -> None:
     """Entry point: every expected failure becomes one line on stderr and an exit code."""
     debug = bool(os.environ.get("AUTOREG_DEBUG"))
+    stop_on_sigterm()
     try:
         cli.main(args=argv, prog_name="autoreg", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("autoreg: interrupted", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo("autoreg: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except click.UsageError as exc:
         hint = f" (see autoreg {exc.ctx.info_name} --help)" if exc.ctx else ""
         click.echo(f"autoreg: error: {exc.format_message()}{hint}", err=True)

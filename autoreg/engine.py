@@ -7,6 +7,7 @@ import hashlib
 import math
 import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import data as data_mod
 from ._version import __version__
-from .errors import DataError, StudyError, UsageError, first_line
+from .errors import DataError, StudyError, Terminated, UsageError, first_line
 from .families import FAMILIES
 from .objectives import Metric, check_objectives, directions, sparsity
 from .prep import Prep
@@ -482,14 +483,20 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     models = ModelStore(artifacts)
     study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
     objective = Objective(ws, space, metric, objectives, models, key, constraints, seed)
-    done = _finished(study)
-    remaining = max(0, n_trials - done)
 
     from . import workers
 
+    claim = workers.claim_lock(store, storage, study.study_name)
+    joined = _join(study, claim)
+    if joined and isinstance(sampler, str):
+        # Processes joining one study sample apart; the first (a lone search) keeps --seed.
+        study.sampler = _sampler(sampler, seed + joined)
+    done = workers.finished(study)
+    remaining = max(0, n_trials - done)
     bar = _progress(progress, remaining, done, n_trials)
     callbacks = [bar.callback] if bar else []
-    interrupted = False
+    interrupted = None
+    tagged = _Tagged(objective)
     try:
         if remaining and n_jobs > 1:
             _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
@@ -499,23 +506,36 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         elif remaining and workers.server_dialect(store):
             # Other machines may be running this study too: claim trials one at a time under
             # the database's lock, so that together they stop at the budget.
-            workers.run_trials(study, objective, n_trials, timeout=timeout,
-                               lock=workers.claim_lock(store, storage, study.study_name),
-                               on_trial=lambda s, t: bar.set(_finished(s)) if bar else None)
+            workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim,
+                               on_trial=lambda s, t: bar.set(workers.finished(s)) if bar
+                               else None)
         elif remaining:
-            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+            with claim():
+                workers.reap(study)  # trials of an earlier run that died: fail and requeue
+            remaining = max(0, n_trials - workers.finished(study))
+            study.optimize(tagged, n_trials=remaining, timeout=timeout, catch=(Exception,),
                            callbacks=callbacks, gc_after_trial=False)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        if tagged.abandoned is not None:
+            workers.retry(study, study._storage.get_trial(tagged.abandoned))
     finally:
         if bar:
             bar.close()
+    with claim():
+        workers.reap(study)  # local workers stopped with this one
     result = SearchResult(study, store=store, models=models, storage_url=storage)
     if not result.trials.shape[0]:
         raise StudyError(_all_failed_message(result))
     result.measure_test_error(ws, metric)
     result.test_index = ws.test_idx
-    if log_mlflow:
+    result.interrupted = interrupted is not None
+    result.signal = interrupted
+    result.running_elsewhere = workers.running_elsewhere(study)
+    if log_mlflow and result.running_elsewhere:
+        # The study goes on in other workers; the last of them to finish logs the front.
+        result.mlflow_run_id = None
+    elif log_mlflow:
         from .tracking import TrackingError, dataset_schema, log_search
 
         schema = dataset_schema(ds)
@@ -525,16 +545,46 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
             result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
                                               experiment=experiment, storage_url=storage,
                                               log_trials=log_trials, register=register,
-                                              schema=schema)
+                                              schema=schema, once=True)
         except TrackingError as exc:
             # The trials are in the study already; the record can be written later.
             result.tracking_error = str(exc)
             warnings.warn(f"autoreg: not logged to MLflow: {exc}; the trials are safe in the "
                           f"study: log them later with autoreg front {study.study_name} --log",
                           RuntimeWarning, stacklevel=2)
-    result.interrupted = interrupted
     result.resumed = resumed
     return result
+
+
+class _Tagged:
+    """The objective as ``study.optimize`` calls it: each trial tagged with this process
+    first, and a trial abandoned by Ctrl-C remembered so that it can be queued again."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.abandoned = None
+
+    def __call__(self, trial):
+        from . import workers
+
+        workers.tag_trial(trial)
+        try:
+            return self.objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted: its worker was stopped")
+            self.abandoned = trial._trial_id
+            raise
+
+
+JOINED_ATTR = "autoreg.joined"
+
+
+def _join(study, claim) -> int:
+    """How many processes joined ``study`` before this one (under the claim lock)."""
+    with claim():
+        joined = int(study.user_attrs.get(JOINED_ATTR, 0))
+        study.set_user_attr(JOINED_ATTR, joined + 1)
+    return joined
 
 
 def _build(data, y, *, target, task, techniques, families, objectives, metric, validation,
@@ -585,7 +635,7 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
 
         def on_trial(study, trial):
             if bar is not None:
-                bar.set(_finished(study))
+                bar.set(workers.finished(study))
 
         try:
             with workers.limit_threads():
@@ -603,10 +653,17 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
                 if proc.returncode:
                     errors.append(err.decode(errors="replace").strip().splitlines()[-1:])
         except BaseException:
+            # Ctrl-C reaches the whole process group; a signal to this process alone is passed
+            # on, so that each worker abandons its trial cleanly (failed, queued again).
             for proc in procs:
-                proc.terminate()
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
             for proc in procs:
-                proc.wait(10)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             raise
     if errors:
         last = errors[0][0] if errors[0] else "no message"
@@ -625,13 +682,13 @@ def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artif
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
     store = open_storage(storage)
     seed = build["seed"]
-    study = optuna.load_study(study_name=study_name, storage=store,
-                              sampler=_sampler(build["sampler"], seed + index))
+    study = optuna.load_study(study_name=study_name, storage=store)
+    claim = workers.claim_lock(store, storage, study_name)
+    study.sampler = _sampler(build["sampler"], seed + _join(study, claim))
     objective = Objective(ws, space, metric, build["objectives"], ModelStore(artifacts),
                           _study_key(study_name), constraints, seed)
     with workers.limit_threads():
-        workers.run_trials(study, objective, n_trials, timeout=timeout,
-                           lock=workers.claim_lock(store, storage, study_name))
+        workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim)
 
 
 def parse_hidden(hidden) -> tuple[int, ...]:
@@ -674,13 +731,6 @@ def _groups_label(groups) -> str:
     except (TypeError, ValueError):
         text = repr(groups)
     return "user:" + hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def _finished(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False,
-                                states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)))
 
 
 def _all_failed_message(result) -> str:

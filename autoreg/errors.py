@@ -37,3 +37,22 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type name if it has none."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster stopping a job, ``kill``): stop as cleanly as on Ctrl-C."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread, like Ctrl-C raises
+    KeyboardInterrupt, so a stopped job abandons its trial cleanly and records what it has."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)

@@ -11,6 +11,7 @@ from .errors import StudyError, UsageError
 from .objectives import COLUMNS
 
 PICK_RULES = ("within", "1se", "knee")
+_NO_REASON = "its worker stopped (killed or lost) and the retries were spent"
 TEST_ERRORS_ATTR = "autoreg.test_errors"
 METRIC_COLUMNS = ("error", "error_se", "sparsity", "size_bytes", "n_features_used",
                   "fit_seconds", "test_error")
@@ -32,6 +33,10 @@ class SearchResult:
         self.storage_url = storage_url
         self.mlflow_run_id = study.user_attrs.get("autoreg.mlflow_run_id")
         self.interrupted = False
+        #: "SIGINT" or "SIGTERM" when the search was stopped by one.
+        self.signal: str | None = None
+        #: Trials other workers were still running when this search returned.
+        self.running_elsewhere = 0
         self.tracking_error: str | None = None
         self.resumed = False
         #: Positions (in the data as given) of the test rows, after a search in this process.
@@ -71,10 +76,16 @@ class SearchResult:
         keys = [COLUMNS[o] for o in self.objectives]
         front = front.sort_values("trial").drop_duplicates(subset=keys, keep="first")
         self.front = front.sort_values(["error", "size_bytes", "trial"]).reset_index(drop=True)
-        failed = [t for t in all_trials if t.state == TrialState.FAIL]
+        # Attempts whose worker stopped and that were queued again are not failures of their
+        # recipe: their retry is (or will be) a trial of its own.
+        retried = {n for t in all_trials for n in t.system_attrs.get("retry_history", ())}
+        failed = [t for t in all_trials if t.state == TrialState.FAIL and t.number not in retried]
         self.failed = pd.DataFrame(
-            [{"trial": t.number, "reason": t.user_attrs.get("fail_reason", "unknown")}
+            [{"trial": t.number, "reason": t.user_attrs.get("fail_reason", _NO_REASON)}
              for t in failed], columns=["trial", "reason"])
+        #: Trial numbers failed because their worker stopped (killed, lost, interrupted), each
+        #: queued again with the same parameters.
+        self.retried = sorted(retried)
 
     # -- pick -----------------------------------------------------------------------------
     def pick(self, rule: str = "within", *, tolerance: float = 0.01, max_size=None,

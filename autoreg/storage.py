@@ -38,9 +38,16 @@ def open_storage(url: str | None):
     url = url or default_storage()
     if _URL.match(url):
         if url.startswith(("sqlite", "postgresql", "mysql", "oracle", "mssql")):
+            import warnings
+
+            from .workers import heartbeat_options
+
+            options = heartbeat_options()  # a worker that dies is noticed, its trial retried
             for attempt in range(5):
                 try:
-                    return optuna.storages.RDBStorage(url)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        return optuna.storages.RDBStorage(url, **options)
                 except Exception as exc:
                     # Workers opening a new database together race to create Optuna's tables;
                     # the losers find them made and open it on the next try.

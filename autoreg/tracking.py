@@ -52,7 +52,13 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
 def _experiment_id(client, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name)
+        try:
+            return client.create_experiment(name)
+        except Exception:
+            # Workers starting together race to create it; the losers find it made.
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
     return exp.experiment_id
@@ -116,7 +122,7 @@ def _dataset_input(settings: dict, schema: list | None):
 
 def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
                storage_url=None, log_trials: str = "front", register: str | None = None,
-               schema: list | None = None, log_models: bool = True) -> str:
+               schema: list | None = None, log_models: bool = True, once: bool = False) -> str:
     """Log ``result`` and return the parent run id. A resumed study reuses its parent run.
 
     The parent run holds the settings, ``front.csv``, ``trials.csv``, ``pareto.html``,
@@ -125,19 +131,53 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
     same metric names, its parameters, tags and its model (an MLflow pyfunc model plus the
     compact export); with ``log_trials="all"`` every other completed trial gets a child run
     without a model. ``register`` names a registered model to add the pick to.
+
+    ``once``: skip the writing when this very front (same trials, same MLflow store) was
+    logged already, as it is when several workers of one study finish together.
     """
     if log_trials not in LOG_TRIALS:
         raise AutoRegError(f"log_trials must be one of {', '.join(LOG_TRIALS)}, got "
                            f"{log_trials!r}")
     client, uri, exp_id = _connect(tracking_uri, experiment)
-    try:
-        return _log(client, uri, exp_id, result, settings, storage_url, log_trials, register,
-                    schema, log_models)
-    except TrackingError:
-        raise
-    except Exception as exc:
-        raise TrackingError(f"MLflow at {redact(uri)} refused the record: "
-                            f"{type(exc).__name__}: {first_line(exc)}") from None
+    with _log_lock(result, storage_url)():
+        # One process at a time writes a study's record, so that workers finishing together
+        # make one parent run and one child run per trial between them.
+        signature = _signature(result, uri, exp_id)
+        study_attrs = result.study.user_attrs
+        if once and study_attrs.get(LOGGED_ATTR) == signature \
+                and study_attrs.get("autoreg.mlflow_run_id"):
+            return study_attrs["autoreg.mlflow_run_id"]  # another worker logged this front
+        try:
+            run_id = _log(client, uri, exp_id, result, settings, storage_url, log_trials,
+                          register, schema, log_models)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"MLflow at {redact(uri)} refused the record: "
+                                f"{type(exc).__name__}: {first_line(exc)}") from None
+        result.study.set_user_attr(LOGGED_ATTR, signature)
+        return run_id
+
+
+LOGGED_ATTR = "autoreg.logged"
+
+
+def _signature(result, uri: str, exp_id: str) -> str:
+    """What a record shows: the trials, the front and where it went."""
+    front = ",".join(str(int(t)) for t in sorted(result.front["trial"]))
+    state = "killed" if result.interrupted else "done"
+    return (f"{redact(uri)}|{exp_id}|{len(result.trials)}+{len(result.failed)}|{front}|"
+            f"{state}")
+
+
+def _log_lock(result, storage_url):
+    import contextlib
+
+    from .workers import claim_lock
+
+    if result.storage is None:
+        return contextlib.nullcontext
+    return claim_lock(result.storage, storage_url, result.study_name, purpose="log")
 
 
 def _log(client, uri, exp_id, result, settings, storage_url, log_trials, register, schema,

@@ -14,7 +14,7 @@ import autoreg
 from autoreg import datasets
 from autoreg.cli import main
 from autoreg.errors import UsageError
-from autoreg.workers import counted_trials, file_lock, lock_path, run_trials
+from autoreg.workers import budget_used, file_lock, lock_path, run_trials
 
 
 def _workers(result) -> collections.Counter:
@@ -23,6 +23,7 @@ def _workers(result) -> collections.Counter:
 
 
 SLOW_PLUGIN = '''
+import os
 import time
 from autoreg import Float, Technique, hookimpl
 
@@ -30,11 +31,11 @@ class Slow(Technique):
     name = "slow"
     stage = "compression"
     families = ("linear",)
-    description = "Takes 80 ms, like a fit that is worth spreading over processes."
+    description = "Takes 80 ms ($SLOW_SECONDS), like a fit worth spreading over processes."
     space = {"x": Float(0.0, 1.0)}
 
     def compress(self, weights, ctx):
-        time.sleep(0.08)
+        time.sleep(float(os.environ.get("SLOW_SECONDS", "0.08")))
         return weights
 
 @hookimpl
@@ -85,7 +86,7 @@ def test_claims_never_exceed_the_budget_under_contention(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert len(study.trials) == 30 and counted_trials(study) == 30
+    assert len(study.trials) == 30 and budget_used(study) == 30
 
 
 def test_lock_files_sit_beside_local_storage(tmp_path):
