@@ -628,7 +628,11 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
         payload = os.path.join(tmp, "job.pickle")
         with open(payload, "wb") as fh:
             pickle.dump({"data": data, "y": y, "kwargs": kwargs, "sys_path": sys.path}, fh)
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        # One BLAS/OpenMP thread per worker from the start (threadpoolctl later limits only
+        # the libraries already loaded): N workers on N cores, not N x N threads.
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                    "MKL_NUM_THREADS") if k not in os.environ}
+        env = {**os.environ, **threads, "PYTHONWARNINGS": "ignore"}
         procs = [subprocess.Popen([sys.executable, "-m", "autoreg.workers", payload, str(i)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for i in range(1, n_jobs)]
