@@ -128,8 +128,10 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
         click.echo(json.dumps(_result_json(result, pick, storage, tracking_uri), indent=2))
         return
     _print_front(result, pick, rule)
+    rerun = (f", {len(result.retried)} attempt(s) run again after their worker stopped"
+             if result.retried else "")
     click.echo(f"\nstudy: {result.study_name} ({len(result.trials)} trials, "
-               f"{len(result.failed)} failed) in {_storage_label(storage)}")
+               f"{len(result.failed)} failed{rerun}) in {_storage_label(storage)}")
     if len(result.failed):
         for reason, n in result.failed["reason"].value_counts().head(3).items():
             click.echo(f"  failed {n}x: {reason}")

@@ -148,6 +148,8 @@ def test_a_stopped_search_records_its_front_and_resumes(tmp_path, sig, code):
     again = subprocess.run(cmd, cwd=tmp_path, env={**env, "SLOW_SECONDS": "0.01"},
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "(30 trials, 0 failed, 1 attempt(s) run again after their worker stopped)" \
+        in again.stdout
     study = _study(storage, "stop")
     states = collections.Counter(t.state.name for t in study.trials)
     assert states == {"COMPLETE": 30, "FAIL": 1}, states
