@@ -138,10 +138,11 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
     if log_trials not in LOG_TRIALS:
         raise AutoRegError(f"log_trials must be one of {', '.join(LOG_TRIALS)}, got "
                            f"{log_trials!r}")
-    client, uri, exp_id = _connect(tracking_uri, experiment)
     with _log_lock(result, storage_url)():
         # One process at a time writes a study's record, so that workers finishing together
-        # make one parent run and one child run per trial between them.
+        # make one parent run and one child run per trial between them (and do not race to
+        # create the tables of a new local MLflow store).
+        client, uri, exp_id = _connect(tracking_uri, experiment)
         signature = _signature(result, uri, exp_id)
         study_attrs = result.study.user_attrs
         if once and study_attrs.get(LOGGED_ATTR) == signature \
