@@ -571,7 +571,7 @@ class _Tagged:
         try:
             return self.objective(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted: its worker was stopped")
+            trial.set_user_attr("fail_reason", workers.INTERRUPTED)
             self.abandoned = trial._trial_id
             raise
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from . import workers
 from .errors import StudyError, UsageError
 from .objectives import COLUMNS
 
@@ -78,7 +79,7 @@ class SearchResult:
         self.front = front.sort_values(["error", "size_bytes", "trial"]).reset_index(drop=True)
         # Attempts whose worker stopped and that were queued again are not failures of their
         # recipe: their retry is (or will be) a trial of its own.
-        retried = {n for t in all_trials for n in t.system_attrs.get("retry_history", ())}
+        retried = workers.retried(all_trials)
         failed = [t for t in all_trials if t.state == TrialState.FAIL and t.number not in retried]
         self.failed = pd.DataFrame(
             [{"trial": t.number, "reason": t.user_attrs.get("fail_reason", _NO_REASON)}

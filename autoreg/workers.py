@@ -36,6 +36,8 @@ DEFAULT_HEARTBEAT = 10
 MAX_RETRY = 2
 #: The user attribute naming the process that runs a trial (host, pid, process start time).
 PROCESS_ATTR = "autoreg.process"
+#: The failure reason of a trial abandoned because its worker was stopped (Ctrl-C, SIGTERM).
+INTERRUPTED = "interrupted: its worker was stopped"
 #: A RUNNING trial not yet tagged with its process after this long lost its worker (tagging
 #: follows the claim within milliseconds).
 UNTAGGED_GRACE = 60.0
@@ -138,15 +140,11 @@ def retry(study, trial) -> int | None:
     return len(history)
 
 
-def _retry_callback(study, trial) -> None:
-    retry(study, trial)
-
-
 def heartbeat_options() -> dict:
     """``RDBStorage`` keyword arguments for autoreg's heartbeat."""
     interval = heartbeat_interval()
     return {"heartbeat_interval": interval, "grace_period": 3 * interval,
-            "heartbeat_stale_trial_callback": _retry_callback}
+            "heartbeat_stale_trial_callback": retry}
 
 
 _STALE_CHECKED: dict[int, float] = {}  # study id -> when its heartbeats were last checked
@@ -201,7 +199,8 @@ def reap(study, trials=None) -> list[int]:
     return reaped
 
 
-def _retried(trials) -> set[int]:
+def retried(trials) -> set[int]:
+    """Numbers of the failed attempts among ``trials`` that were queued again."""
     return {n for t in trials for n in t.system_attrs.get("retry_history", ())}
 
 
@@ -211,10 +210,10 @@ def budget_used(study, trials=None) -> int:
 
     if trials is None:
         trials = study.get_trials(deepcopy=False)
-    retried = _retried(trials)
+    again = retried(trials)
     return sum(1 for t in trials
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-               or (t.state == TrialState.FAIL and t.number not in retried))
+               or (t.state == TrialState.FAIL and t.number not in again))
 
 
 def finished(study) -> int:
@@ -222,10 +221,10 @@ def finished(study) -> int:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    retried = _retried(trials)
+    again = retried(trials)
     return sum(1 for t in trials
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and t.number not in retried))
+               or (t.state == TrialState.FAIL and t.number not in again))
 
 
 def running_elsewhere(study, trials=None) -> int:
@@ -373,7 +372,7 @@ def abandon(study, trial) -> None:
     """Fail a trial this process stops running (Ctrl-C) and queue it again."""
     from optuna.trial import TrialState
 
-    trial.set_user_attr("fail_reason", "interrupted: its worker was stopped")
+    trial.set_user_attr("fail_reason", INTERRUPTED)
     study.tell(trial, state=TrialState.FAIL)
     retry(study, study._storage.get_trial(trial._trial_id))
 
