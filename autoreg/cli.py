@@ -74,8 +74,9 @@ def cli(ctx, disable, modules):
               type=click.Choice(["tpe", "random"]),
               help="Optuna sampler (the Python API also takes a sampler object).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--storage", help="Optuna storage URL or journal file "
-              "(default: .autoreg/studies.journal, or $AUTOREG_HOME).")
+@click.option("--storage", help="Journal file, Optuna RDB URL (postgresql+psycopg://...) or "
+              "journal+postgresql://... (default: .autoreg/studies.journal, or "
+              "$AUTOREG_HOME).")
 @click.option("--study", "study_name", help="Study name; an existing study is resumed.")
 @click.option("--artifacts", help="Folder for trial model files (default: .autoreg/artifacts).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own default).")

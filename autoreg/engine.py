@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -459,6 +460,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or not 1 <= n_jobs <= 256:
         raise UsageError(f"n_jobs must be a whole number of worker processes from 1 to 256, "
                          f"got {n_jobs!r}")
+    if n_jobs > 1:
+        _worker_start()  # a bad $AUTOREG_WORKER_START fails before anything is made
     if n_jobs > 1 and not isinstance(sampler, str):
         raise UsageError("n_jobs > 1 needs a sampler by name (tpe or random): each worker "
                          "process builds its own, seeded apart")
@@ -498,23 +501,24 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     interrupted = None
     tagged = _Tagged(objective)
     try:
-        if remaining and n_jobs > 1:
-            _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
-                          data, y, dict(build, n_trials=n_trials, timeout=timeout,
-                                        storage=storage, study_name=study.study_name,
-                                        artifacts=str(models.root)))
-        elif remaining and workers.server_dialect(store):
-            # Other machines may be running this study too: claim trials one at a time under
-            # the database's lock, so that together they stop at the budget.
-            workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim,
-                               on_trial=lambda s, t: bar.set(workers.finished(s)) if bar
-                               else None)
-        elif remaining:
-            with claim():
-                workers.reap(study)  # trials of an earlier run that died: fail and requeue
-            remaining = max(0, n_trials - workers.finished(study))
-            study.optimize(tagged, n_trials=remaining, timeout=timeout, catch=(Exception,),
-                           callbacks=callbacks, gc_after_trial=False)
+        with workers.limit_threads():  # one BLAS thread per process (see there)
+            if remaining and n_jobs > 1:
+                _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
+                              data, y, dict(build, n_trials=n_trials, timeout=timeout,
+                                            storage=storage, study_name=study.study_name,
+                                            artifacts=str(models.root)))
+            elif remaining and workers.server_dialect(store):
+                # Other machines may be running this study too: claim trials one at a time under
+                # the database's lock, so that together they stop at the budget.
+                workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim,
+                                   on_trial=lambda s, t: bar.set(workers.finished(s)) if bar
+                                   else None)
+            elif remaining:
+                with claim():
+                    workers.reap(study)  # trials of an earlier run that died: fail and requeue
+                remaining = max(0, n_trials - workers.finished(study))
+                study.optimize(tagged, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                               callbacks=callbacks, gc_after_trial=False)
     except KeyboardInterrupt as exc:
         interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         if tagged.abandoned is not None:
@@ -610,13 +614,111 @@ def _build(data, y, *, target, task, techniques, families, objectives, metric, v
     return ds, space, metric, ws, settings, constraints
 
 
+#: How extra worker processes start: ``fork`` (Linux default) or ``spawn`` (elsewhere).
+WORKER_START_ENV = "AUTOREG_WORKER_START"
+
+
+def _worker_start() -> str:
+    """``fork`` where it is safe and fast, else ``spawn`` (or what ``$AUTOREG_WORKER_START``
+    asks for)."""
+    asked = os.environ.get(WORKER_START_ENV, "").strip().lower()
+    if asked and asked not in ("fork", "spawn"):
+        raise UsageError(f"{WORKER_START_ENV} must be fork or spawn, got {asked!r}")
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        return "spawn"  # macOS's system libraries are not fork-safe; Windows has no fork
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "spawn"  # a forked process cannot use the CUDA context it inherits
+    return asked or "fork"
+
+
+class _Forked:
+    """A worker forked from this process, with the part of ``subprocess.Popen``'s interface
+    that :func:`_run_parallel` uses."""
+
+    def __init__(self, index: int, run, err_path: str):
+        self.err_path = err_path
+        self.returncode = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: threads exist
+            self.pid = os.fork()
+        if self.pid == 0:  # the worker: it never returns into its parent's code
+            code = 1
+            try:
+                code = _in_fork(index, run, err_path)
+            finally:
+                os._exit(code)
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        import subprocess
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"autoreg worker {self.pid}", timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, sig) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _in_fork(index: int, run, err_path: str) -> int:
+    """The body of a forked worker; returns its exit code (the caller leaves with os._exit,
+    so nothing of the parent -- its open connections, its ``atexit`` work -- is touched)."""
+    global _WORKER
+    code = 1
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(null, 1)
+        os.dup2(err, 2)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the fork
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        warnings.simplefilter("ignore")
+        from .errors import AutoRegError, stop_on_sigterm
+
+        stop_on_sigterm()
+        _WORKER = f"{__import__('socket').gethostname()}:{os.getpid()}"
+        try:
+            run()
+            code = 0
+        except AutoRegError as exc:
+            print(f"autoreg worker {index}: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            code = 130
+    except BaseException:  # noqa: BLE001 - reported through the exit code and the error file
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    return code
+
+
 def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar, data, y,
                   kwargs):
-    """This process and ``n_jobs - 1`` fresh ones run trials until the study's budget.
+    """This process and ``n_jobs - 1`` others run trials until the study's budget.
 
-    The others are new interpreters (``python -m autoreg.workers``), not forks or
-    ``multiprocessing`` children: nothing of the caller's ``__main__`` runs again, and no
-    thread pool of this process is copied into them.
+    On Linux the others are forks of this process made once its workspace is prepared: they
+    start within milliseconds, share its memory (the data's pages are copied only if written)
+    and run nothing of the caller's ``__main__`` again. Each opens the storage anew and runs
+    the same objective. Elsewhere (or with ``AUTOREG_WORKER_START=spawn``) they are fresh
+    interpreters (``python -m autoreg.workers``) that import autoreg and prepare the workspace
+    themselves, a few seconds each.
     """
     import pickle
     import subprocess
@@ -624,38 +726,48 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
 
     from . import workers
 
+    how = _worker_start()
     with tempfile.TemporaryDirectory(prefix="autoreg-workers-") as tmp:
-        payload = os.path.join(tmp, "job.pickle")
-        with open(payload, "wb") as fh:
-            pickle.dump({"data": data, "y": y, "kwargs": kwargs, "sys_path": sys.path}, fh)
-        # One BLAS/OpenMP thread per worker from the start (threadpoolctl later limits only
-        # the libraries already loaded): N workers on N cores, not N x N threads.
-        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                    "MKL_NUM_THREADS") if k not in os.environ}
-        env = {**os.environ, **threads, "PYTHONWARNINGS": "ignore"}
-        procs = [subprocess.Popen([sys.executable, "-m", "autoreg.workers", payload, str(i)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for i in range(1, n_jobs)]
+        procs = []
+        if how == "fork":
+            for i in range(1, n_jobs):
+                run = _forked_run(objective, **kwargs)
+                procs.append(_Forked(i, run, os.path.join(tmp, f"worker-{i}.err")))
+        else:
+            payload = os.path.join(tmp, "job.pickle")
+            with open(payload, "wb") as fh:
+                pickle.dump({"data": data, "y": y, "kwargs": kwargs, "sys_path": sys.path}, fh)
+            # One BLAS/OpenMP thread per worker from the start (threadpoolctl later limits
+            # only the libraries already loaded): N workers on N cores, not N x N threads.
+            threads = {k: "1" for k in workers.THREAD_ENV if k not in os.environ}
+            env = {**os.environ, **threads, "PYTHONWARNINGS": "ignore"}
+            for i in range(1, n_jobs):
+                err = os.path.join(tmp, f"worker-{i}.err")
+                with open(err, "wb") as fh:
+                    proc = subprocess.Popen([sys.executable, "-m", "autoreg.workers", payload,
+                                             str(i)], env=env, stdout=subprocess.DEVNULL,
+                                            stderr=fh)
+                proc.err_path = err
+                procs.append(proc)
 
         def on_trial(study, trial):
             if bar is not None:
                 bar.set(workers.finished(study))
 
         try:
-            with workers.limit_threads():
-                workers.run_trials(study, objective, n_trials, timeout=timeout,
-                                   lock=workers.claim_lock(store, storage, study.study_name),
-                                   on_trial=on_trial)
+            workers.run_trials(study, objective, n_trials, timeout=timeout,
+                               lock=workers.claim_lock(store, storage, study.study_name),
+                               on_trial=on_trial)
             errors = []
             for proc in procs:
                 while True:
                     try:
-                        _, err = proc.communicate(timeout=0.5)
+                        proc.wait(timeout=0.5)
                         break
                     except subprocess.TimeoutExpired:
                         on_trial(study, None)
                 if proc.returncode:
-                    errors.append(err.decode(errors="replace").strip().splitlines()[-1:])
+                    errors.append(_last_line(proc.err_path))
         except BaseException:
             # Ctrl-C reaches the whole process group; a signal to this process alone is passed
             # on, so that each worker abandons its trial cleanly (failed, queued again).
@@ -670,9 +782,41 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
                     proc.wait()
             raise
     if errors:
-        last = errors[0][0] if errors[0] else "no message"
         warnings.warn(f"autoreg: {len(errors)} of {n_jobs - 1} worker processes failed "
-                      f"({last}); the others finished the budget", RuntimeWarning, stacklevel=3)
+                      f"({errors[0] or 'no message'}); the others finished the budget",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            lines = fh.read().strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _forked_run(objective, *, n_trials, timeout, storage, study_name, seed, sampler, **_):
+    """What a forked worker runs: the parent's objective, on a study opened anew."""
+    def run():
+        _work(objective, n_trials=n_trials, timeout=timeout, storage=storage,
+              study_name=study_name, seed=seed, sampler=sampler)
+    return run
+
+
+def _work(objective, *, n_trials, timeout, storage, study_name, seed, sampler) -> None:
+    """Join ``study_name`` (sampling with its own seed) and run its trials to the budget."""
+    import optuna
+
+    from . import workers
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    store = open_storage(storage)
+    study = optuna.load_study(study_name=study_name, storage=store)
+    claim = workers.claim_lock(store, storage, study_name)
+    study.sampler = _sampler(sampler, seed + _join(study, claim))
+    with workers.limit_threads():
+        workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim)
 
 
 def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artifacts,
@@ -681,18 +825,11 @@ def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artif
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    from . import workers
-
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
-    store = open_storage(storage)
-    seed = build["seed"]
-    study = optuna.load_study(study_name=study_name, storage=store)
-    claim = workers.claim_lock(store, storage, study_name)
-    study.sampler = _sampler(build["sampler"], seed + _join(study, claim))
     objective = Objective(ws, space, metric, build["objectives"], ModelStore(artifacts),
-                          _study_key(study_name), constraints, seed)
-    with workers.limit_threads():
-        workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim)
+                          _study_key(study_name), constraints, build["seed"])
+    _work(objective, n_trials=n_trials, timeout=timeout, storage=storage,
+          study_name=study_name, seed=build["seed"], sampler=build["sampler"])
 
 
 def parse_hidden(hidden) -> tuple[int, ...]:

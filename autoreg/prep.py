@@ -6,6 +6,8 @@ compact export folds them into the model instead of shipping a transformer.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -30,7 +32,6 @@ class Prep:
     """Turns raw rows into the standardized float matrix the models are fitted on."""
 
     def fit(self, X) -> Prep:
-        from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
         self.sparse_input = sp.issparse(X)
@@ -56,8 +57,7 @@ class Prep:
             self.num_cols = np.arange(X.shape[1])
             num = np.asarray(X, dtype=np.float64)
         if len(self.num_cols):
-            imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(num)
-            self.fill = imputer.statistics_.astype(np.float64)
+            self.fill = _medians(num)
             scaler = StandardScaler().fit(_impute(num, self.fill))
             self.mean, self.scale = scaler.mean_.copy(), scaler.scale_.copy()
         else:
@@ -158,6 +158,16 @@ def column_groups(spec, n_columns: int, names=None) -> np.ndarray:
             if lab == label:
                 ids[pos] = first
     return ids
+
+
+def _medians(num: np.ndarray) -> np.ndarray:
+    """Each column's median over its present values; 0 for a column with none."""
+    if not np.isnan(num).any():
+        return np.median(num, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+        fill = np.nanmedian(num, axis=0)
+    return np.where(np.isnan(fill), 0.0, fill)
 
 
 def _impute(num: np.ndarray, fill: np.ndarray) -> np.ndarray:

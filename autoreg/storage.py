@@ -31,34 +31,50 @@ def redact(url: str | None) -> str | None:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(url))
 
 
+def _without_password(text: str) -> str:
+    """``text`` (a driver's error message) with any password masked, should the driver quote
+    back the URL or the ``password=`` of a connection string."""
+    text = redact(text)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
 def open_storage(url: str | None):
-    """An Optuna storage for an RDB URL, or a journal file for a plain path (the default)."""
+    """An Optuna storage: a journal file for a plain path (the default), the journal in a
+    PostgreSQL table for ``journal+postgresql://``, Optuna's RDB storage for an RDB URL."""
     import optuna
 
     url = url or default_storage()
     if _URL.match(url):
-        if url.startswith(("sqlite", "postgresql", "mysql", "oracle", "mssql")):
-            import warnings
+        import warnings
 
-            from .workers import heartbeat_options
+        from .pgjournal import SCHEMES, PostgresJournalStorage
+        from .workers import heartbeat_options
 
-            options = heartbeat_options()  # a worker that dies is noticed, its trial retried
-            for attempt in range(5):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        return optuna.storages.RDBStorage(url, **options)
-                except Exception as exc:
-                    # Workers opening a new database together race to create Optuna's tables;
-                    # the losers find them made and open it on the next try.
-                    racing = "already exists" in str(exc) or "duplicate key" in str(exc)
-                    if racing and attempt < 4:
-                        time.sleep(0.2 * (attempt + 1))
-                        continue
-                    raise UsageError(f"cannot open storage {redact(url)}: "
-                                     f"{first_line(exc)}") from None
-        raise UsageError(f"unsupported storage URL {redact(url)}: use sqlite://, "
-                         "postgresql://, mysql:// or a journal file path")
+        options = heartbeat_options()  # a worker that dies is noticed, its trial retried
+        if url.startswith(SCHEMES):
+            opener = PostgresJournalStorage
+        elif url.startswith(("sqlite", "postgresql", "mysql", "oracle", "mssql")):
+            opener = optuna.storages.RDBStorage
+        else:
+            raise UsageError(f"unsupported storage URL {redact(url)}: use sqlite://, "
+                             "postgresql://, mysql://, journal+postgresql:// or a journal "
+                             "file path")
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return opener(url, **options)
+            except UsageError:
+                raise
+            except Exception as exc:
+                # Workers opening a new database together race to create Optuna's tables;
+                # the losers find them made and open it on the next try.
+                racing = "already exists" in str(exc) or "duplicate key" in str(exc)
+                if racing and attempt < 4:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise UsageError(f"cannot open storage {redact(url)}: "
+                                 f"{_without_password(first_line(exc))}") from None
     path = Path(url)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -181,15 +181,17 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(5)
 
 
-def _start(bindir: Path, data: Path, log: Path, user, tries: int = 5):
+def _start(bindir: Path, data: Path, log: Path, user, tries: int = 5, durable: bool = False):
     """postgres on a free loopback port: (process, port). A port taken between choosing it and
-    binding it makes postgres exit at once; then another port is tried."""
+    binding it makes postgres exit at once; then another port is tried. Unless ``durable``,
+    commits are not flushed to disk (a test server's data need not survive a power cut)."""
+    flush = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                "-c", "full_page_writes=off"]
     for _ in range(tries):
         port = _free_port()
         cmd = [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-               "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-               "-c", "max_connections=200"]
+               *flush, "-c", "max_connections=200"]
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=_env(), start_new_session=True,
@@ -217,10 +219,11 @@ def _start(bindir: Path, data: Path, log: Path, user, tries: int = 5):
 
 
 @contextmanager
-def postgres_server(database: str = "autoreg") -> Iterator[str]:
+def postgres_server(database: str = "autoreg", durable: bool = False) -> Iterator[str]:
     """Start a throwaway PostgreSQL server and yield a SQLAlchemy URL of a new, empty
     ``database`` on it (user ``postgres``, no password, 127.0.0.1 only). On exit the server is
-    stopped and its folder deleted. Raises ``NoPostgres`` when there are no binaries."""
+    stopped and its folder deleted. Raises ``NoPostgres`` when there are no binaries.
+    ``durable``: flush every commit to disk, as a production server does (benchmarks)."""
     bindir = find_bindir()
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="autoreg-pg-"))
@@ -241,7 +244,7 @@ def postgres_server(database: str = "autoreg") -> Iterator[str]:
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}"
                                f"{initdb.stderr}")
-        proc, port = _start(bindir, data, log, user)
+        proc, port = _start(bindir, data, log, user, durable=durable)
         created = subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
              database], capture_output=True, text=True, env=_env(), timeout=60)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import socket
 import threading
 
 import pytest
@@ -44,7 +46,10 @@ def register_techniques(register):
 '''
 
 
-def test_two_processes_share_one_study_and_keep_the_budget(tmp_path, monkeypatch):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_two_processes_share_one_study_and_keep_the_budget(tmp_path, monkeypatch, start):
+    # Forks of the caller on Linux; fresh interpreters elsewhere (forced here to test both).
+    monkeypatch.setenv("AUTOREG_WORKER_START", start)
     (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))  # the workers import it from here too
     storage = str(tmp_path / "jobs.journal")
@@ -56,6 +61,8 @@ def test_two_processes_share_one_study_and_keep_the_budget(tmp_path, monkeypatch
     assert len(result.trials) == 60 and result.failed.empty
     workers = _workers(result)
     assert len(workers) == 2 and min(workers.values()) >= 3, workers
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    assert here in workers  # the caller is one of the workers; the other is its own process
     # Every front model was written by whichever worker ran it, and loads and predicts.
     X, _ = datasets.BUILTIN["diabetes"]()
     for trial in result.front["trial"]:
@@ -124,3 +131,11 @@ def test_cli_jobs(tmp_path, capsys):
 def test_bad_jobs(kwargs, match):
     with pytest.raises(UsageError, match=match):
         autoreg.search("diabetes", n_trials=2, log_mlflow=False, **kwargs)
+
+
+def test_bad_worker_start_fails_before_a_study_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOREG_WORKER_START", "thread")
+    storage = str(tmp_path / "s.journal")
+    with pytest.raises(UsageError, match="AUTOREG_WORKER_START must be fork or spawn"):
+        autoreg.search("diabetes", n_trials=2, n_jobs=2, storage=storage, log_mlflow=False)
+    assert not (tmp_path / "s.journal").exists()
