@@ -687,17 +687,12 @@ def _in_fork(index: int, run, err_path: str) -> int:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the fork
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         warnings.simplefilter("ignore")
-        from .errors import AutoRegError, stop_on_sigterm
+        from . import workers
+        from .errors import stop_on_sigterm
 
         stop_on_sigterm()
         _WORKER = f"{__import__('socket').gethostname()}:{os.getpid()}"
-        try:
-            run()
-            code = 0
-        except AutoRegError as exc:
-            print(f"autoreg worker {index}: {exc}", file=sys.stderr)
-        except KeyboardInterrupt:
-            code = 130
+        code = workers.exit_code(index, run)
     except BaseException:  # noqa: BLE001 - reported through the exit code and the error file
         import traceback
 

@@ -420,12 +420,21 @@ def _main(argv: list[str]) -> int:
         job = pickle.load(fh)  # written by this user's own search a moment ago
     sys.path[:] = job["sys_path"]  # so that --plugin modules import as in the caller
     from .engine import worker
-    from .errors import AutoRegError, stop_on_sigterm
+    from .errors import stop_on_sigterm
 
     stop_on_sigterm()
+    return exit_code(index, lambda: worker(int(index), job["data"], job["y"], **job["kwargs"]))
+
+
+def exit_code(index, run) -> int:
+    """Run worker ``index``'s work, ``run()``, and give its exit code: 0; 1 with the reason
+    on stderr; 130 when it was stopped (Ctrl-C, or SIGTERM made a KeyboardInterrupt)."""
+    import sys
+
+    from .errors import AutoRegError
 
     try:
-        worker(int(index), job["data"], job["y"], **job["kwargs"])
+        run()
     except AutoRegError as exc:
         print(f"autoreg worker {index}: {exc}", file=sys.stderr)
         return 1

@@ -6,14 +6,12 @@ study from several processes with one of them killed."""
 from __future__ import annotations
 
 import collections
-import datetime
 import itertools
 import json
 import math
 import os
 import pickle
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +23,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from postgres import postgres_url  # noqa: F401 (a fixture)
-from test_workers import SLOW_PLUGIN
+from test_workers_postgres import end_of_workers, kill_one_mid_trial, start_workers
 
 from autoreg import pgjournal, workers
 from autoreg.errors import StudyError, UsageError
@@ -345,51 +343,12 @@ def test_three_workers_one_killed_keep_the_budget_and_log_once(journal_url, tmp_
     nothing left to do."""
     import mlflow
 
-    (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONWARNINGS": "ignore",
-           "AUTOREG_HOME": str(tmp_path / ".autoreg"), "SLOW_SECONDS": "0.1",
-           "AUTOREG_HEARTBEAT": "1"}
-    tracking = f"sqlite:///{tmp_path}/mlflow.db"
     url = _with_password(journal_url)  # which the MLflow record must not show
-    cmd = [sys.executable, "-m", "autoreg.cli", "--plugin", "slow_plugin", "search", "diabetes",
-           "--techniques", "l1,slow", "--trials", "16", "--storage", url, "--study",
-           "machines", "--tracking-uri", tracking]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    pids = {p.pid for p in procs}
-    storage = open_storage(journal_url)
-
-    def victim():
-        try:
-            study = optuna.load_study(study_name="machines", storage=storage)
-        except KeyError:
-            return None
-        if len(study.get_trials(states=(TrialState.COMPLETE,))) < 3:
-            return None
-        for t in study.get_trials(states=(TrialState.RUNNING,)):
-            pid = int(t.user_attrs.get(workers.PROCESS_ATTR, "x:0:0").rsplit(":", 2)[1])
-            # A trial of the slow technique (0.1 s per fit, six fits), just begun: killed
-            # mid-trial.
-            if pid in pids and t.params.get("slow") and \
-                    (datetime.datetime.now() - t.datetime_start).total_seconds() < 0.2:
-                return t.number, pid
-        return None
-
-    deadline = time.monotonic() + 120
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = victim()
-        time.sleep(0.05)
-    assert found, "no worker ran a trial in time"
-    killed, pid = found
-    os.kill(pid, signal.SIGKILL)
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        if proc.pid == pid:
-            assert proc.returncode == -signal.SIGKILL
-        else:
-            assert proc.returncode == 0, err[-2000:]
-            assert "Pareto front (" in out
+    procs, cmd, env, tracking = start_workers(tmp_path, url, 3, 16, 0.1)
+    # A trial of the slow technique (0.1 s per fit, six fits), just begun: killed mid-trial.
+    killed, pid = kill_one_mid_trial(open_storage(journal_url), procs, after=3, fresh=0.2,
+                                     timeout=120, poll=0.05)
+    end_of_workers(procs, pid, timeout=180)
     study = optuna.load_study(study_name="machines", storage=open_storage(journal_url))
     states = collections.Counter(t.state.name for t in study.trials)
     assert states == {"COMPLETE": 16, "FAIL": 1}, states  # the budget, plus the killed attempt

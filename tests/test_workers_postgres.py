@@ -19,6 +19,65 @@ from test_workers import SLOW_PLUGIN
 from autoreg import workers
 
 
+def start_workers(tmp_path, storage_url: str, n: int, trials: int, slow_seconds: float):
+    """``n`` `autoreg search` processes started at once on study ``machines``, as on ``n``
+    machines, searching ``l1`` and the slow technique. Returns (processes, command, env,
+    MLflow tracking URI)."""
+    (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONWARNINGS": "ignore",
+           "AUTOREG_HOME": str(tmp_path / ".autoreg"), "SLOW_SECONDS": str(slow_seconds),
+           "AUTOREG_HEARTBEAT": "1"}
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = [sys.executable, "-m", "autoreg.cli", "--plugin", "slow_plugin", "search", "diabetes",
+           "--techniques", "l1,slow", "--trials", str(trials), "--storage", storage_url,
+           "--study", "machines", "--tracking-uri", tracking]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    return procs, cmd, env, tracking
+
+
+def kill_one_mid_trial(storage, procs, *, after: int, fresh: float, timeout: float,
+                       poll: float) -> tuple[int, int]:
+    """Once ``after`` trials are complete, SIGKILL the worker of a trial with the slow
+    technique on that began less than ``fresh`` seconds ago (so it dies mid-trial); return
+    (that trial's number, the pid)."""
+    pids = {p.pid for p in procs}
+
+    def victim():
+        try:
+            study = optuna.load_study(study_name="machines", storage=storage)
+        except KeyError:
+            return None
+        if len(study.get_trials(states=(TrialState.COMPLETE,))) < after:
+            return None
+        for t in study.get_trials(states=(TrialState.RUNNING,)):
+            pid = int(t.user_attrs.get(workers.PROCESS_ATTR, "x:0:0").rsplit(":", 2)[1])
+            if pid in pids and t.params.get("slow") and \
+                    (datetime.datetime.now() - t.datetime_start).total_seconds() < fresh:
+                return t.number, pid
+        return None
+
+    deadline = time.monotonic() + timeout
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = victim()
+        time.sleep(poll)
+    assert found, "no worker ran a trial in time"
+    os.kill(found[1], signal.SIGKILL)
+    return found
+
+
+def end_of_workers(procs, killed_pid: int, timeout: float) -> None:
+    """The killed worker died of SIGKILL; every other exits 0 and prints the front."""
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.pid == killed_pid:
+            assert proc.returncode == -signal.SIGKILL
+        else:
+            assert proc.returncode == 0, err[-2000:]
+            assert "Pareto front (" in out
+
+
 def test_four_machines_one_study_one_parent_run_and_a_kill(postgres_url, tmp_path):  # noqa: F811
     """Four `autoreg search` processes, started at once as on four machines, run one study on
     PostgreSQL and log to one MLflow store. One is SIGKILLed mid-trial: the other three carry
@@ -27,50 +86,12 @@ def test_four_machines_one_study_one_parent_run_and_a_kill(postgres_url, tmp_pat
     resumes the study and finds nothing left to do."""
     import mlflow
 
-    (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONWARNINGS": "ignore",
-           "AUTOREG_HOME": str(tmp_path / ".autoreg"), "SLOW_SECONDS": "0.5",
-           "AUTOREG_HEARTBEAT": "1"}
-    tracking = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "autoreg.cli", "--plugin", "slow_plugin", "search", "diabetes",
-           "--techniques", "l1,slow", "--trials", "40", "--storage", postgres_url, "--study",
-           "machines", "--tracking-uri", tracking]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs, cmd, env, tracking = start_workers(tmp_path, postgres_url, 4, 40, 0.5)
     pids = {p.pid: p for p in procs}
-
-    storage = optuna.storages.RDBStorage(postgres_url)
-
-    def victim():
-        try:
-            study = optuna.load_study(study_name="machines", storage=storage)
-        except KeyError:
-            return None
-        if len(study.get_trials(states=(TrialState.COMPLETE,))) < 4:
-            return None
-        for t in study.get_trials(states=(TrialState.RUNNING,)):
-            pid = int(t.user_attrs.get(workers.PROCESS_ATTR, "x:0:0").rsplit(":", 2)[1])
-            # A trial of seconds (the slow technique on), just begun: killed mid-trial.
-            if pid in pids and t.params.get("slow") and \
-                    (datetime.datetime.now() - t.datetime_start).total_seconds() < 1.0:
-                return t.number, pid
-        return None
-
-    deadline = time.monotonic() + 180
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = victim()
-        time.sleep(0.1)
-    assert found, "no worker ran a trial in time"
-    killed, pid = found
-    os.kill(pid, signal.SIGKILL)
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        if proc.pid == pid:
-            assert proc.returncode == -signal.SIGKILL
-        else:
-            assert proc.returncode == 0, err[-2000:]
-            assert "Pareto front (" in out
+    # A trial of seconds (the slow technique on), just begun: killed mid-trial.
+    killed, pid = kill_one_mid_trial(optuna.storages.RDBStorage(postgres_url), procs, after=4,
+                                     fresh=1.0, timeout=180, poll=0.1)
+    end_of_workers(procs, pid, timeout=300)
     study = optuna.load_study(study_name="machines", storage=postgres_url)
     states = collections.Counter(t.state.name for t in study.trials)
     assert states == {"COMPLETE": 40, "FAIL": 1}, states  # the budget, plus the killed attempt
