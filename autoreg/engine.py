@@ -255,8 +255,7 @@ class Objective:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {first_line(exc)}"[:500])
             raise
 
-    def _fit(self, trial, family, recipe, ctx, key, X, y, X_val=None, y_val=None,
-             fold_fits=()):
+    def _fit(self, family, recipe, ctx, key, X, y, X_val=None, y_val=None, fold_fits=()):
         """Train the recipe on (X, y), then run its compression techniques in order."""
         penalty_params = {k: v for k, v in recipe.params.items()
                           if recipe.penalty is not None and k.startswith(recipe.penalty.name + ".")}
@@ -284,8 +283,18 @@ class Objective:
         return fitted, trained
 
     def _run(self, trial):
-        ws = self.ws
         recipe = self.space.sample(trial)
+        values, attrs, constraints = self.evaluate(
+            recipe, ModelStore.artifact_id(self.study_key, trial.number))
+        trial.set_user_attr("autoreg", attrs)
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+        return values
+
+    def evaluate(self, recipe, artifact: str) -> tuple[list, dict, dict]:
+        """Fit and measure ``recipe``; store its model as ``artifact``. Returns the objective
+        values, the ``autoreg`` trial attributes and the constraint values."""
+        ws = self.ws
         family = FAMILIES[recipe.family]
         ctx = ws.contexts[recipe.family]
         t0 = time.perf_counter()
@@ -294,8 +303,8 @@ class Objective:
             fctx = dataclasses.replace(
                 family.fold_context(ctx, fold.X_train, fold.y_train, fold.groups),
                 feature_scale=ws.fold_preps[i].feature_scale())
-            fitted, trained = self._fit(trial, family, recipe, fctx, i, fold.X_train,
-                                        fold.y_train, fold.X_val, fold.y_val)
+            fitted, trained = self._fit(family, recipe, fctx, i, fold.X_train, fold.y_train,
+                                        fold.X_val, fold.y_val)
             fold_fits.append(trained)
             decision = family.decision(fitted, fold.X_val)
             fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
@@ -306,7 +315,7 @@ class Objective:
         se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
             if len(fold_errors) > 1 else float("nan")
         if len(ws.folds) > 1 or family.refit_after_holdout:
-            fitted, _ = self._fit(trial, family, recipe, ctx, "full", ws.X_full, ws.y_full,
+            fitted, _ = self._fit(family, recipe, ctx, "full", ws.X_full, ws.y_full,
                                   fold_fits=fold_fits)
             prep = ws.prep
         else:
@@ -315,14 +324,13 @@ class Objective:
         fit_seconds = time.perf_counter() - t0
         model = family.predictor(fitted, prep, ws.dataset.task, ws.dataset.classes)
         blob = model.to_bytes()
-        artifact = ModelStore.artifact_id(self.study_key, trial.number)
         self.models.put(artifact, blob)
         measured = {
             "error": error,
             "sparsity": sparsity(family.weights(fitted)),
             "size": len(blob),
         }
-        trial.set_user_attr("autoreg", {
+        attrs = {
             "recipe": recipe.name,
             "family": recipe.family,
             "penalty": recipe.penalty.name if recipe.penalty is not None else "none",
@@ -334,12 +342,64 @@ class Objective:
             "fit_seconds": fit_seconds,
             "model": artifact,
             "worker": _WORKER,
-        })
+        }
+        constraints = {}
         for key, limit in self.constraints.items():
             objective, sign = {"max_size": ("size", 1), "min_sparsity": ("sparsity", -1),
                                "max_error": ("error", 1)}[key]
-            trial.set_constraint(key, sign * (measured[objective] - limit))
-        return [measured[o] for o in self.objectives]
+            constraints[key] = sign * (measured[objective] - limit)
+        return [measured[o] for o in self.objectives], attrs, constraints
+
+    def run_paths(self, study, n_points: int, deadline: float | None = None,
+                  on_point=None) -> int:
+        """Walk the regularization path of every linear penalty that has one, and add each
+        point to ``study`` as a finished trial; return how many were added.
+
+        A path goes from the strongest penalty down, so every fit starts from the solution
+        at the next stronger strength on the same rows, a few passes from its own optimum;
+        no sampler is consulted. The points cover each penalty's range evenly, the error end
+        included, which the sampler then refines from. ``deadline`` is a ``time.monotonic``
+        value to stop at.
+        """
+        import optuna
+
+        from .space import _Given
+
+        added = 0
+        for params, distributions in self.space.path_points(n_points):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            recipe = self.space.sample(_Given(params))
+            artifact = f"{self.study_key}-path{added:04d}.autoreg"
+            try:
+                values, attrs, constraints = self.evaluate(recipe, artifact)
+                trial = optuna.trial.create_trial(
+                    params=params, distributions=distributions, values=values,
+                    user_attrs={"autoreg": attrs}, constraints=constraints or None)
+            except Exception as exc:  # recorded as a failed trial, as the sampler's would be
+                trial = optuna.trial.create_trial(
+                    state=optuna.trial.TrialState.FAIL, params=params,
+                    distributions=distributions,
+                    user_attrs={"fail_reason": f"{type(exc).__name__}: {first_line(exc)}"[:500]})
+            study.add_trial(trial)
+            added += 1
+            if on_point is not None:
+                on_point()
+        return added
+
+
+#: Points per penalty path: at most, and the fewest worth a path (below it, the sampler alone).
+PATH_MAX_POINTS = 16
+PATH_MIN_POINTS = 3
+
+
+def path_size(space, n_trials: int) -> int:
+    """Points per penalty path: together about half the budget, the rest for the sampler."""
+    walked = space.path_penalties()
+    if not walked:
+        return 0
+    per = min(PATH_MAX_POINTS, (n_trials // 2 - 1) // walked)
+    return per if per >= PATH_MIN_POINTS else 0
 
 
 def _check_compressed(name: str, before: list, after) -> None:
@@ -445,7 +505,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
            experiment=None, n_jobs=1, seed=0, sampler="tpe", test_size=0.2, max_size=None,
            min_sparsity=None, max_error=None, groups=None, hidden=None, disable_plugins=(),
            plugins=(), artifacts=None, log_mlflow=True, log_trials="front", register=None,
-           progress=False) -> SearchResult:
+           progress=False, paths=True) -> SearchResult:
     """Search regularization recipes on ``data`` and return the Pareto front.
 
     See the README for every argument; the names follow autoreg's design contract.
@@ -502,6 +562,18 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     tagged = _Tagged(objective)
     try:
         with workers.limit_threads():  # one BLAS thread per process (see there)
+            if paths and not joined and not done:
+                # The first process of a new study walks the penalties' paths (under the claim
+                # lock, so that workers elsewhere wait and the budget stays exact).
+                started = time.monotonic()
+                with claim():
+                    objective.run_paths(
+                        study, path_size(space, n_trials),
+                        None if timeout is None else started + timeout,
+                        on_point=lambda: bar.set(workers.finished(study)) if bar else None)
+                if timeout is not None:
+                    timeout = max(timeout - (time.monotonic() - started), 1e-3)
+                remaining = max(0, n_trials - workers.finished(study))
             if remaining and n_jobs > 1:
                 _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
                               data, y, dict(build, n_trials=n_trials, timeout=timeout,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import UsageError
 from .families import FAMILIES
 from .registry import Registered
@@ -48,6 +50,40 @@ def _suggest(trial, name: str, spec):
     if isinstance(spec, Choice):
         return trial.suggest_categorical(name, list(spec.choices))
     raise TypeError(f"unknown parameter type {spec!r}")
+
+
+class _Given:
+    """Stands in for an Optuna trial: answers every suggestion from ``params`` and records the
+    distribution it was asked from, as a trial added with ``study.add_trial`` needs."""
+
+    def __init__(self, params: dict):
+        self._given = params
+        self.params: dict = {}
+        self.distributions: dict = {}
+
+    def _answer(self, name, distribution):
+        if name not in self._given:
+            raise ValueError(f"no value for {name!r} on this path point")
+        value = self._given[name]
+        if not distribution._contains(distribution.to_internal_repr(value)):
+            raise ValueError(f"{name}={value!r} is outside {distribution}")
+        self.params[name], self.distributions[name] = value, distribution
+        return value
+
+    def suggest_float(self, name, low, high, *, log=False):
+        from optuna.distributions import FloatDistribution
+
+        return self._answer(name, FloatDistribution(low, high, log=log))
+
+    def suggest_int(self, name, low, high, *, log=False):
+        from optuna.distributions import IntDistribution
+
+        return self._answer(name, IntDistribution(low, high, log=log))
+
+    def suggest_categorical(self, name, choices):
+        from optuna.distributions import CategoricalDistribution
+
+        return self._answer(name, CategoricalDistribution(choices))
 
 
 class SearchSpace:
@@ -134,6 +170,48 @@ class SearchSpace:
                 getattr(recipe, stage).append(tech(**params))
                 recipe.params.update({f"{name}.{k}": v for k, v in params.items()})
         return recipe
+
+    def path_points(self, n_points: int) -> list[tuple[dict, dict]]:
+        """Points on the regularization paths of the ``linear`` penalties that have one
+        (:attr:`Technique.linear_path`): ``n_points`` strengths each, log-spaced over the
+        searched range from the strongest (sparsest, the cheapest fit) down, with no training
+        or compression technique; then the unpenalized model once if ``none`` is a choice.
+
+        Each point is ``(params, distributions)`` as Optuna records a trial, checked by sampling
+        the recipe from them.
+        """
+        if "linear" not in self.families or n_points < 1:
+            return []
+        points = []
+        for choice in self.penalties["linear"]:
+            if choice == "none":
+                continue
+            tech = self.registered[choice].technique
+            space = tech.search_space("linear", self.task)
+            strength = space.get("strength")
+            if tech.linear_path is None or not (isinstance(strength, Float) and strength.log):
+                continue
+            for value in np.geomspace(strength.high, strength.low, n_points):
+                params = {f"{choice}.strength": float(value)}
+                params.update({f"{choice}.{k}": v for k, v in tech.linear_path.items()})
+                points.append(self._point(choice, params))
+        if points and "none" in self.penalties["linear"]:
+            points.append(self._point("none", {}))
+        return points
+
+    def path_penalties(self) -> int:
+        """How many penalties :meth:`path_points` walks."""
+        return len({p["penalty"] for p, _ in self.path_points(1)} - {"none"})
+
+    def _point(self, penalty: str, params: dict) -> tuple[dict, dict]:
+        fixed = {"penalty": penalty, **params}
+        if len(self.families) > 1:
+            fixed["family"] = "linear"
+        for stage in OPTIONAL_STAGES:
+            fixed.update({name: False for name in self.optional["linear"][stage]})
+        trial = _Given(fixed)
+        self.sample(trial)
+        return trial.params, trial.distributions
 
     @property
     def techniques(self) -> list[str]:

@@ -200,6 +200,10 @@ class Technique:
     #: Where a compression technique runs among those of one recipe: lower first (pruning is
     #: 10, quantization 90, since it turns weights into codes).
     order: ClassVar[int] = 50
+    #: A ``penalty`` whose ``strength`` (a log-scaled float) the search may walk as a
+    #: regularization path on the ``linear`` family before it samples recipes: the values its
+    #: other parameters take along that path. None (the default): no path.
+    linear_path: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, **params: Any) -> None:
         for key, value in params.items():

@@ -7,6 +7,7 @@ class ElasticNet(Technique):
     name = "elasticnet"
     stage = "penalty"
     families = ("linear", "mlp")
+    linear_path = {"l1_ratio": 0.5, "relax": 0.0}
     description = ("Elastic net: l1_ratio of lasso plus the rest of ridge; keeps groups of "
                    "correlated features together while still zeroing weak ones. linear: strength "
                    "is a fraction of the smallest penalty that zeroes every weight, relax as for "
@@ -33,11 +34,9 @@ class ElasticNet(Technique):
 
             return SkElasticNet(alpha=alpha, l1_ratio=self.l1_ratio,
                                 random_state=ctx.seed)
-        from sklearn.linear_model import LogisticRegression
+        from autoreg.solvers import ElasticNetClassifier
 
-        return LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / (alpha * ctx.n_samples),
-                                  solver="saga", tol=1e-3, max_iter=2000,
-                                  random_state=ctx.seed)
+        return ElasticNetClassifier(alpha=alpha, l1_ratio=self.l1_ratio)
 
     def mlp_prox(self, weights, step, ctx):
         from autoreg.prox import soft_threshold

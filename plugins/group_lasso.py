@@ -7,6 +7,7 @@ class GroupLasso(Technique):
     name = "group_lasso"
     stage = "penalty"
     families = ("linear", "mlp")
+    linear_path = {"relax": 0.0}
     description = ("Group lasso: penalizes the norm of each group of weights, so a group is "
                    "kept or dropped as a whole. Groups are input columns (all one-hot columns "
                    "of a categorical column together) unless given. linear: strength is a "

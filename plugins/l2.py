@@ -7,6 +7,7 @@ class L2(Technique):
     name = "l2"
     stage = "penalty"
     families = ("linear", "mlp")
+    linear_path = {}
     description = ("Ridge: penalizes the sum of squared weights, shrinking them smoothly. "
                    "linear: strength is the penalty per training row on standardized features; "
                    "mlp: decoupled weight decay, each step shrinks weights by 1/(1 + lr*strength).")

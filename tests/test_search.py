@@ -189,7 +189,7 @@ def test_sparse_input_is_never_densified(monkeypatch):
 
 def test_failing_technique_is_recorded_and_search_goes_on(tiny_regression, tmp_path,
                                                           monkeypatch):
-    (tmp_path / "boom_plugin.py").write_text(
+    (tmp_path / "raising_fit_plugin.py").write_text(
         "from autoreg import Float, Technique, hookimpl\n"
         "class Boom(Technique):\n"
         "    name = 'boom'\n    stage = 'penalty'\n    families = ('linear',)\n"
@@ -200,13 +200,13 @@ def test_failing_technique_is_recorded_and_search_goes_on(tiny_regression, tmp_p
         "def register_techniques(register):\n    register(Boom)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     X, y = tiny_regression
-    result = autoreg.search(X, y, techniques=["boom", "l1"], plugins=["boom_plugin"],
+    result = autoreg.search(X, y, techniques=["boom", "l1"], plugins=["raising_fit_plugin"],
                             n_trials=12, log_mlflow=False)
     assert len(result.failed) >= 1
     assert (result.failed["reason"] == "RuntimeError: boom cannot fit").all()
     assert len(result.trials) + len(result.failed) == 12
     with pytest.raises(StudyError, match="all 4 trials failed: 4x RuntimeError: boom"):
-        autoreg.search(X, y, techniques=["boom"], plugins=["boom_plugin"], n_trials=4,
+        autoreg.search(X, y, techniques=["boom"], plugins=["raising_fit_plugin"], n_trials=4,
                        log_mlflow=False)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..cache import ArrayCache
 from ..export import Quantized
 from ..model import LinearPredictor, pow2_scale
 from ..technique import LinearContext
@@ -32,6 +33,10 @@ def _quiet_fit(est, X, y) -> None:
         # trial; the error objective shows a poorly converged model for what it is.
         warnings.simplefilter("ignore")
         est.fit(X, y)
+
+
+#: Relaxed refits by training rows, kept features and refit estimator.
+_REFITS = ArrayCache()
 
 
 @dataclass
@@ -165,7 +170,12 @@ class LinearFamily:
 
     def _fit_relaxed(self, est, X, y, n_out: int, init: LinearFit | None) -> LinearFit:
         """The relaxed lasso (:class:`autoreg.solvers.RelaxedLinear`): the penalized fit picks
-        the features, a light ridge refits them, and the weights blend the two."""
+        the features, a light ridge refits them, and the weights blend the two.
+
+        The refit depends only on the rows and the kept features, which nearby strengths and
+        later trials share: it is fitted once per (rows, features) and reused, starting from
+        the penalized weights the first time.
+        """
         from sklearn.base import clone
 
         from ..solvers import RelaxedLinear, kept_features
@@ -174,8 +184,12 @@ class LinearFamily:
         support = kept_features(first.coef)
         if not len(support):
             return first
-        Xs = X[:, support]
-        second = self.fit(clone(est.refit), Xs, y, n_out)
+        key = (support.tobytes(), repr(sorted(est.refit.get_params().items())))
+        second = _REFITS.get(X, key)
+        if second is None:
+            second = self.fit(clone(est.refit), X[:, support], y, n_out,
+                              LinearFit(first.coef[support], first.intercept))
+            _REFITS.put(X, key, second)
         coef, intercept = RelaxedLinear.blend(first.coef, first.intercept, second.coef,
                                               second.intercept, support, est.relax)
         return LinearFit(coef, intercept)
