@@ -74,6 +74,8 @@ def cli(ctx, disable, modules):
               type=click.Choice(["tpe", "random"]),
               help="Optuna sampler (the Python API also takes a sampler object).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--no-paths", is_flag=True, help="Sample every trial; do not walk the linear "
+              "penalties' regularization paths first.")
 @click.option("--storage", help="Journal file, Optuna RDB URL (postgresql+psycopg://...) or "
               "journal+postgresql://... (default: .autoreg/studies.journal, or "
               "$AUTOREG_HOME).")
@@ -99,7 +101,7 @@ def cli(ctx, disable, modules):
 @click.pass_obj
 def search(obj, data, target, task, techniques, families, hidden, groups_file, objectives,
            metric, validation,
-           test_size, trials, timeout, sampler, seed, storage, study_name, artifacts,
+           test_size, trials, timeout, sampler, seed, no_paths, storage, study_name, artifacts,
            tracking_uri, experiment, no_mlflow, log_trials, register, jobs, max_size,
            min_sparsity, max_error, rule,
            tolerance, as_json):
@@ -117,7 +119,7 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
                   max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
                   disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
                   hidden=hidden, groups=_read_groups(groups_file), log_trials=log_trials,
-                  register=register,
+                  register=register, paths=not no_paths,
                   progress=not as_json and sys.stderr.isatty())
     with warnings.catch_warnings():
         # The command line says it itself, below, with the command that logs the study later.

@@ -170,3 +170,20 @@ def test_timeout_stops_the_search(capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert 0 < doc["n_trials"] < 100000
+
+
+def test_no_paths_samples_every_trial(capsys, csv_path):
+    import optuna
+
+    from autoreg.storage import open_storage
+
+    for flag, study in (([], "walked"), (["--no-paths"], "sampled")):
+        code, _, err = run(capsys, "search", str(csv_path), "--target", "target", "--trials",
+                           "30", "--study", study, "--no-mlflow", "--json", *flag)
+        assert code == 0, err
+    first = {}
+    for study in ("walked", "sampled"):
+        trials = optuna.load_study(study_name=study, storage=open_storage(None)).trials
+        first[study] = [t.params["penalty"] for t in trials[:4]]
+    assert first["walked"] == ["elasticnet"] * 3 + ["group_lasso"]  # the first path, in order
+    assert first["sampled"] != first["walked"]
