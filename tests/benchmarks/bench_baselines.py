@@ -988,6 +988,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke test: small synthetic sizes, {QUICK_TRIALS} trials")
     ap.add_argument("--skip-loop", action="store_true", help="leave out the hand-written loop")
+    ap.add_argument("--tag", help="write results/baselines_TAG.json (and its plots), so that "
+                    "runs over different datasets or seeds do not overwrite each other")
     ap.add_argument("--trials", type=int, help=f"trials for autoreg and the loop "
                     f"(default {FULL_TRIALS}, {QUICK_TRIALS} with --quick)")
     ap.add_argument("--max-seconds", type=float,
@@ -1005,6 +1007,8 @@ def main() -> None:
     trials = args.trials or (QUICK_TRIALS if args.quick else FULL_TRIALS)
     budget = args.max_seconds or (QUICK_BUDGET_S if args.quick else FULL_BUDGET_S)
     name = "baselines_quick" if args.quick else "baselines"
+    if args.tag:
+        name += f"_{args.tag}"
     print(f"datasets {datasets}, seeds {seeds}, {trials} trials, hypervolume by {HV_NAME}",
           flush=True)
     t_start = time.perf_counter()
