@@ -137,3 +137,24 @@ def test_relaxed_refit_is_reused_and_matches_a_fresh_one(tiny_regression, monkey
                           relax=1.0).fit(X, y)
     np.testing.assert_allclose(first.coef[:, 0], fresh.coef_, atol=1e-8)
     np.testing.assert_allclose(again.coef, first.coef, atol=1e-8)
+
+
+def test_unpenalized_fit_is_made_once_per_rows(tiny_regression, monkeypatch):
+    from autoreg.families import FAMILIES, _linear
+    from autoreg.space import Recipe
+
+    X, y = tiny_regression
+    X = np.asarray(X)
+    fam = FAMILIES["linear"]
+    ctx = fam.context(X, y, "regression", 0, 0)
+    monkeypatch.setattr(_linear, "_PLAIN", ArrayCache())
+    calls = []
+    real = type(fam).fit
+    monkeypatch.setattr(type(fam), "fit", lambda self, *a, **k: calls.append(1) or real(
+        self, *a, **k))
+    first = fam.train(Recipe("linear"), ctx, X, y)
+    again = fam.train(Recipe("linear"), ctx, X, y)
+    other = fam.train(Recipe("linear"), ctx, X.copy(), y)
+    assert len(calls) == 2  # once for X, once for its copy
+    np.testing.assert_array_equal(first.coef, again.coef)
+    np.testing.assert_allclose(other.coef, first.coef)

@@ -37,6 +37,8 @@ def _quiet_fit(est, X, y) -> None:
 
 #: Relaxed refits by training rows, kept features and refit estimator.
 _REFITS = ArrayCache()
+#: Unpenalized fits by training rows.
+_PLAIN = ArrayCache(64)
 
 
 @dataclass
@@ -86,9 +88,17 @@ class LinearFamily:
 
     def train(self, recipe, ctx: LinearContext, X, y, X_val=None, y_val=None, init=None,
               fold_fits=()) -> LinearFit:
-        fitted = self.fit(self.estimator(recipe.penalty, ctx), X, y, self._n_out(ctx), init)
+        if recipe.penalty is None:
+            # The unpenalized model has nothing to vary: one fit per set of rows serves every
+            # trial that compresses it.
+            fitted = _PLAIN.get(X)
+            if fitted is None:
+                fitted = self.fit(self.estimator(None, ctx), X, y, self._n_out(ctx))
+                _PLAIN.put(X, (), fitted)
+        else:
+            fitted = self.fit(self.estimator(recipe.penalty, ctx), X, y, self._n_out(ctx), init)
         if ctx.feature_scale is not None:
-            fitted.pscale = pow2_scale(ctx.feature_scale)
+            fitted = dataclasses.replace(fitted, pscale=pow2_scale(ctx.feature_scale))
         return fitted
 
     @staticmethod
