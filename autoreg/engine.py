@@ -539,97 +539,107 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                  max_error=max_error, groups=groups, hidden=hidden,
                  disable_plugins=disable_plugins, plugins=plugins)
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    store = open_storage(storage)
-    study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
-    key = _study_key(study.study_name)
-    models = ModelStore(artifacts)
-    study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
-    objective = Objective(ws, space, metric, objectives, models, key, constraints, seed)
+    warm = None
+    if log_mlflow:
+        from .tracking import prewarm
 
-    from . import workers
-
-    claim = workers.claim_lock(store, storage, study.study_name)
-    joined = _join(study, claim)
-    if joined and isinstance(sampler, str):
-        # Processes joining one study sample apart; the first (a lone search) keeps --seed.
-        study.sampler = _sampler(sampler, seed + joined)
-    done = workers.finished(study)
-    remaining = max(0, n_trials - done)
-    bar = _progress(progress, remaining, done, n_trials)
-    callbacks = [bar.callback] if bar else []
-    interrupted = None
-    tagged = _Tagged(objective)
+        # A new local MLflow store is made by another process while the trials run.
+        warm = prewarm(tracking_uri, experiment)
     try:
-        with workers.limit_threads():  # one BLAS thread per process (see there)
-            if paths and not joined and not done:
-                # The first process of a new study walks the penalties' paths (under the claim
-                # lock, so that workers elsewhere wait and the budget stays exact).
-                started = time.monotonic()
-                with claim():
-                    objective.run_paths(
-                        study, path_size(space, n_trials),
-                        None if timeout is None else started + timeout,
-                        on_point=lambda: bar.set(workers.finished(study)) if bar else None)
-                if timeout is not None:
-                    timeout = max(timeout - (time.monotonic() - started), 1e-3)
-                remaining = max(0, n_trials - workers.finished(study))
-            if remaining and n_jobs > 1:
-                _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
-                              data, y, dict(build, n_trials=n_trials, timeout=timeout,
-                                            storage=storage, study_name=study.study_name,
-                                            artifacts=str(models.root)))
-            elif remaining and workers.server_dialect(store):
-                # Other machines may be running this study too: claim trials one at a time under
-                # the database's lock, so that together they stop at the budget.
-                workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim,
-                                   on_trial=lambda s, t: bar.set(workers.finished(s)) if bar
-                                   else None)
-            elif remaining:
-                with claim():
-                    workers.reap(study)  # trials of an earlier run that died: fail and requeue
-                remaining = max(0, n_trials - workers.finished(study))
-                study.optimize(tagged, n_trials=remaining, timeout=timeout, catch=(Exception,),
-                               callbacks=callbacks, gc_after_trial=False)
-    except KeyboardInterrupt as exc:
-        interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        if tagged.abandoned is not None:
-            workers.retry(study, study._storage.get_trial(tagged.abandoned))
-    finally:
-        if bar:
-            bar.close()
-    with claim():
-        workers.reap(study)  # local workers stopped with this one
-    result = SearchResult(study, store=store, models=models, storage_url=storage)
-    if not result.trials.shape[0]:
-        raise StudyError(_all_failed_message(result))
-    result.measure_test_error(ws, metric)
-    result.test_index = ws.test_idx
-    result.interrupted = interrupted is not None
-    result.signal = interrupted
-    result.running_elsewhere = workers.running_elsewhere(study)
-    if log_mlflow and result.running_elsewhere:
-        # The study goes on in other workers; the last of them to finish logs the front.
-        result.mlflow_run_id = None
-    elif log_mlflow:
-        from .tracking import TrackingError, dataset_schema, log_search
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        store = open_storage(storage)
+        study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
+        key = _study_key(study.study_name)
+        models = ModelStore(artifacts)
+        study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
+        objective = Objective(ws, space, metric, objectives, models, key, constraints, seed)
 
-        schema = dataset_schema(ds)
-        if study.user_attrs.get(SCHEMA_ATTR) != schema:
-            study.set_user_attr(SCHEMA_ATTR, schema)
+        from . import workers
+
+        claim = workers.claim_lock(store, storage, study.study_name)
+        joined = _join(study, claim)
+        if joined and isinstance(sampler, str):
+            # Processes joining one study sample apart; the first (a lone search) keeps --seed.
+            study.sampler = _sampler(sampler, seed + joined)
+        done = workers.finished(study)
+        remaining = max(0, n_trials - done)
+        bar = _progress(progress, remaining, done, n_trials)
+        callbacks = [bar.callback] if bar else []
+        interrupted = None
+        tagged = _Tagged(objective)
         try:
-            result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
-                                              experiment=experiment, storage_url=storage,
-                                              log_trials=log_trials, register=register,
-                                              schema=schema, once=True)
-        except TrackingError as exc:
-            # The trials are in the study already; the record can be written later.
-            result.tracking_error = str(exc)
-            warnings.warn(f"autoreg: not logged to MLflow: {exc}; the trials are safe in the "
-                          f"study: log them later with autoreg front {study.study_name} --log",
-                          RuntimeWarning, stacklevel=2)
-    result.resumed = resumed
-    return result
+            with workers.limit_threads():  # one BLAS thread per process (see there)
+                if paths and not joined and not done:
+                    # The first process of a new study walks the penalties' paths (under the claim
+                    # lock, so that workers elsewhere wait and the budget stays exact).
+                    started = time.monotonic()
+                    with claim():
+                        objective.run_paths(
+                            study, path_size(space, n_trials),
+                            None if timeout is None else started + timeout,
+                            on_point=lambda: bar.set(workers.finished(study)) if bar else None)
+                    if timeout is not None:
+                        timeout = max(timeout - (time.monotonic() - started), 1e-3)
+                    remaining = max(0, n_trials - workers.finished(study))
+                if remaining and n_jobs > 1:
+                    _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
+                                  data, y, dict(build, n_trials=n_trials, timeout=timeout,
+                                                storage=storage, study_name=study.study_name,
+                                                artifacts=str(models.root)))
+                elif remaining and workers.server_dialect(store):
+                    # Other machines may be running this study too: claim trials one at a time under
+                    # the database's lock, so that together they stop at the budget.
+                    workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim,
+                                       on_trial=lambda s, t: bar.set(workers.finished(s)) if bar
+                                       else None)
+                elif remaining:
+                    with claim():
+                        workers.reap(study)  # trials of an earlier run that died: fail and requeue
+                    remaining = max(0, n_trials - workers.finished(study))
+                    study.optimize(tagged, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                                   callbacks=callbacks, gc_after_trial=False)
+        except KeyboardInterrupt as exc:
+            interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            if tagged.abandoned is not None:
+                workers.retry(study, study._storage.get_trial(tagged.abandoned))
+        finally:
+            if bar:
+                bar.close()
+        with claim():
+            workers.reap(study)  # local workers stopped with this one
+        result = SearchResult(study, store=store, models=models, storage_url=storage)
+        if not result.trials.shape[0]:
+            raise StudyError(_all_failed_message(result))
+        result.measure_test_error(ws, metric)
+        result.test_index = ws.test_idx
+        result.interrupted = interrupted is not None
+        result.signal = interrupted
+        result.running_elsewhere = workers.running_elsewhere(study)
+        if log_mlflow and result.running_elsewhere:
+            # The study goes on in other workers; the last of them to finish logs the front.
+            result.mlflow_run_id = None
+        elif log_mlflow:
+            from .tracking import TrackingError, dataset_schema, log_search
+
+            schema = dataset_schema(ds)
+            if study.user_attrs.get(SCHEMA_ATTR) != schema:
+                study.set_user_attr(SCHEMA_ATTR, schema)
+            try:
+                result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
+                                                  experiment=experiment, storage_url=storage,
+                                                  log_trials=log_trials, register=register,
+                                                  schema=schema, once=True, prewarm=warm)
+            except TrackingError as exc:
+                # The trials are in the study already; the record can be written later.
+                result.tracking_error = str(exc)
+                warnings.warn(f"autoreg: not logged to MLflow: {exc}; the trials are safe in the "
+                              f"study: log them later with autoreg front {study.study_name} --log",
+                              RuntimeWarning, stacklevel=2)
+        result.resumed = resumed
+        return result
+    finally:
+        if warm is not None:
+            warm.close(wait=0)  # ended already when the record was written
 
 
 class _Tagged:

@@ -172,19 +172,43 @@ def log_model(client, run_id: str, model_bytes: bytes, *, name: str = "model", c
     loads it while ``name`` is unique within the run.
     """
     import mlflow
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-    from mlflow.models import Model
 
+    predictor = _predictor(model_bytes)  # refuse a bad file before logging
+    client = client if client is not None else mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    return _log(client, run.info.experiment_id, run_id, predictor, model_bytes, name=name,
+                columns=columns, tags=tags, model_params=dict(run.data.params),
+                metrics=_latest_points(client, run) if link_metrics else [],
+                input_example=input_example)
+
+
+def log_new_model(client, experiment_id: str, run_id: str, model_bytes: bytes, *,
+                  metrics: list, params: list, columns=None) -> str:
+    """:func:`log_model` for a run just created that has no metrics or params yet: they are
+    logged here (``mlflow.entities.Metric`` and ``Param`` lists), in the one batch that also
+    links the metrics to the model. This saves reading the run back and writing each metric
+    twice, for every front trial of a search (:mod:`autoreg.tracking`)."""
+    return _log(client, experiment_id, run_id, _predictor(model_bytes), model_bytes,
+                name="model", columns=columns, tags=None,
+                model_params={p.key: p.value for p in params}, metrics=metrics,
+                run_params=params)
+
+
+def _predictor(model_bytes: bytes):
     from . import export
     from .model import from_export
 
-    predictor = from_export(*export.loads(model_bytes))  # refuse a bad file before logging
-    client = client if client is not None else mlflow.MlflowClient()
-    run = client.get_run(run_id)
+    return from_export(*export.loads(model_bytes))
+
+
+def _log(client, experiment_id, run_id, predictor, model_bytes, *, name, columns, tags,
+         model_params, metrics, run_params=(), input_example=None) -> str:
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
     model_tags = {"autoreg.version": __version__, "autoreg.task": predictor.task,
                   "autoreg.kind": predictor.kind, **{k: str(v) for k, v in (tags or {}).items()}}
-    logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
-                                        tags=model_tags, params=dict(run.data.params),
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
+                                        tags=model_tags, params=model_params,
                                         model_type="autoreg")
     model_id = logged.model_id
     try:
@@ -193,28 +217,91 @@ def log_model(client, run_id: str, model_bytes: bytes, *, name: str = "model", c
             with open(file, "wb") as fh:
                 fh.write(model_bytes)
             client.log_artifact(run_id, file)
-            entry = os.path.join(tmp, ENTRY_POINT)
-            with open(entry, "w", encoding="utf-8") as fh:
-                fh.write(_ENTRY_CODE)
-            info = Model(artifact_path=logged.artifact_location, run_id=run_id,
-                         model_uuid=model_id, model_id=model_id)
             local = os.path.join(tmp, "model")
-            with _quiet():
-                mlflow.pyfunc.save_model(
-                    local, python_model=entry, artifacts={"model": file},
-                    signature=model_signature(predictor, columns), input_example=input_example,
-                    pip_requirements=pip_requirements(), mlflow_model=info,
-                    metadata={"autoreg": _metadata(predictor, len(model_bytes))})
+            _save(local, predictor, model_bytes, file, columns, input_example,
+                  artifact_path=logged.artifact_location, run_id=run_id, model_uuid=model_id,
+                  model_id=model_id)
             client.log_model_artifacts(model_id, local)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
-        if link_metrics:
-            _link_metrics(client, run, model_id)
+        # The run's metrics recorded as the model's too (MLflow does both for a metric that
+        # names a model); points the run has already are not added again.
+        points = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id)
+                  for m in metrics]
+        if points or run_params:
+            client.log_batch(run_id, metrics=points, params=list(run_params))
     except BaseException:
         with contextlib.suppress(Exception):  # keep the original error
             client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
         raise
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
     return f"models:/{model_id}"
+
+
+def _save(local, predictor, model_bytes, file, columns, input_example, **info) -> None:
+    """Write the pyfunc model directory ``local``: MLflow's own ``save_model`` for the first
+    model of a process (or one with an input example), a copy of that model with this one's
+    export, signature and metadata for every later one (see :class:`_Template`)."""
+    import mlflow
+    from mlflow.models import Model
+
+    signature = model_signature(predictor, columns)
+    metadata = {"autoreg": _metadata(predictor, len(model_bytes))}
+    if input_example is None and _Template.made is not None:
+        _Template.made.write(local, model_bytes, signature=signature, metadata=metadata, **info)
+        return
+    entry = os.path.join(os.path.dirname(file), ENTRY_POINT)
+    with open(entry, "w", encoding="utf-8") as fh:
+        fh.write(_ENTRY_CODE)
+    with _quiet():
+        mlflow.pyfunc.save_model(
+            local, python_model=entry, artifacts={"model": file}, signature=signature,
+            input_example=input_example, pip_requirements=pip_requirements(),
+            mlflow_model=Model(**info), metadata=metadata)
+    if input_example is None:
+        _Template.made = _Template(local, len(model_bytes))
+
+
+class _Template:
+    """The files every autoreg pyfunc model shares, taken from the first one MLflow saved in
+    this process: requirements, conda and virtualenv files, the entry point, and MLmodel's
+    pyfunc flavor. Every later model is these plus its own export and an MLmodel with its own
+    ids, signature and metadata: MLflow's ``save_model`` costs ~20 ms a model (its first call
+    ~0.5 s more, checking the pinned requirements against every installed package), a copy
+    ~3 ms. ``test_mlflow_model`` checks that a copy holds what ``save_model`` writes."""
+
+    made = None  # the process's template, once a model was saved
+    OWN = ("artifact_path", "run_id", "model_uuid", "model_id", "utc_time_created",
+           "signature", "is_signature_from_type_hint", "type_hint_from_example", "metadata",
+           "model_size_bytes")  # the MLmodel fields of one model alone
+
+    def __init__(self, local: str, export_size: int):
+        from mlflow.models import Model
+
+        model = Model.load(local)
+        self.mlmodel = {k: v for k, v in model.to_dict().items() if k not in self.OWN}
+        # What MLflow counts as the model's size: the export and the entry point.
+        self.base_size = (model.model_size_bytes or 0) - export_size
+        self.files = {}
+        for root, _, names in os.walk(local):
+            for n in names:
+                path = os.path.join(root, n)
+                rel = os.path.relpath(path, local)
+                if rel not in ("MLmodel", os.path.join("artifacts", ARTIFACT)):
+                    with open(path, "rb") as fh:
+                        self.files[rel] = fh.read()
+
+    def write(self, local: str, model_bytes: bytes, *, signature, metadata, **info) -> None:
+        from mlflow.models import Model
+
+        for rel, data in [*self.files.items(), (os.path.join("artifacts", ARTIFACT), model_bytes)]:
+            path = os.path.join(local, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(data)
+        model = Model.from_dict({**self.mlmodel, **info, "metadata": metadata,
+                                 "model_size_bytes": self.base_size + len(model_bytes)})
+        model.signature = signature
+        model.save(os.path.join(local, "MLmodel"))
 
 
 @contextlib.contextmanager
@@ -245,20 +332,16 @@ def _metadata(predictor, size_bytes: int) -> dict:
             "size_bytes": size_bytes, "outputs": list(OUTPUTS)}
 
 
-def _link_metrics(client, run, model_id: str) -> None:
-    """The run's latest metric points, recorded as the model's too. The same points (key,
-    value, timestamp, step) go back to the run, where MLflow finds them already present: its
-    history does not change."""
-    from mlflow.entities import Metric
-
+def _latest_points(client, run) -> list:
+    """The run's latest metric points (key, value, timestamp, step), to be recorded as the
+    model's too. Logged back to the run, MLflow finds them already present: its history does
+    not change."""
     # get_run returns the latest points with their timestamps (the private list MLflow's
     # RunData keeps them in); reading each metric's history instead costs a request per key.
     latest = getattr(run.data, "_metric_objs", None)
     if latest is None:
         latest = [client.get_metric_history(run.info.run_id, key)[-1] for key in run.data.metrics]
-    points = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id) for m in latest]
-    if points:
-        client.log_batch(run.info.run_id, metrics=points)
+    return list(latest)
 
 
 # -- registry -----------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ costs only numpy.
 
 from __future__ import annotations
 
+import functools
 import html as _html
 import math
+import os
 
 import numpy as np
 
@@ -287,9 +289,6 @@ class _Data:
         self.front_mask = on_front
         self.infeasible_mask = ~feasible & ~on_front
         self.other_mask = ~on_front & feasible
-        params = _param_columns(t)
-        self.hover = [_hover(row, params, self.metric, self.front_ids, self.pick)
-                      for _, row in t.iterrows()]
         self.hv, self.reference = hypervolume(result.front, result.trials, self.objectives)
         self.log_size = _spans_decade(t["size_bytes"])
         self.ylim, self.n_above = _error_limits(t["error"].to_numpy(float),
@@ -301,6 +300,13 @@ class _Data:
         self.n_front = len(result.front)
         self.n_infeasible = int((~result.trials["feasible"].astype(bool)).sum())
         self.n_failed = len(getattr(result, "failed", ()))
+
+    @functools.cached_property
+    def hover(self) -> list[str]:
+        """Each trial's hover text; the page's alone, so made when it asks."""
+        params = _param_columns(self.trials)
+        return [_hover(row, params, self.metric, self.front_ids, self.pick)
+                for _, row in self.trials.iterrows()]
 
     def title(self, sep=" · ") -> str:
         counts = f"{self.n_trials} trials, {self.n_front} on the front"
@@ -492,7 +498,7 @@ def pareto_png(result, path, pick_trial=None) -> None:
 
     data = _Data(result, pick_trial)
     n = len(data.panels)
-    fig = Figure(figsize=(6.2 * n, 4.8), dpi=120, layout="constrained")
+    fig = Figure(figsize=(6.2 * n, 4.8), dpi=120)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
     t = data.trials
@@ -548,8 +554,52 @@ def pareto_png(result, path, pick_trial=None) -> None:
     if data.pick is not None:
         handles.append(Line2D([], [], marker="*", linestyle="", color=_PICK,
                               markeredgecolor="black", markersize=12, label="pick"))
+    ncols = min(len(handles), 4 * n)  # about what fits across the figure
     fig.legend(handles=handles, fontsize=8, title=f"front, coloured by the {_GROUP_TITLE}",
-               title_fontsize=8, loc="outside lower center", ncols=min(len(handles), 8),
+               title_fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=ncols,
                frameon=False)
-    fig.suptitle(data.title(sep="\n"), fontsize=10)
+    fig.suptitle(data.title(sep="\n"), fontsize=10, y=0.99, va="top")
+    _fixed_layout(fig, n, legend_rows=-(-len(handles) // ncols))
     fig.savefig(path, format="png", dpi=120)
+
+
+def _fixed_layout(fig, n_panels: int, legend_rows: int) -> None:
+    """Margins in inches, fitted to this figure's fixed texts: the two-line title, the axis
+    labels and tick labels (up to about six characters), the legend below. Matplotlib's
+    constrained layout measures every text instead: a third of the figure's time."""
+    width, height = fig.get_size_inches()
+    left, right, gap = 0.85, 0.2, 0.9
+    bottom = 0.75 + 0.2 * legend_rows
+    panel = (width - left - right - gap * (n_panels - 1)) / n_panels
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - 0.6 / height,
+                        bottom=bottom / height, wspace=gap / panel)
+
+
+# -- both files ----------------------------------------------------------------------------
+FILES = ("pareto.html", "pareto.png")
+
+
+def write_files(result, folder, pick_trial=None) -> list[str]:
+    """Write ``pareto.html`` and ``pareto.png`` into ``folder``; return their paths.
+
+    ``result`` needs only ``trials``, ``front``, ``failed``, ``settings``, ``objectives`` and
+    ``study_name`` (and ``pick()`` when ``pick_trial`` is None).
+    """
+    html, png = (os.path.join(folder, name) for name in FILES)
+    with open(html, "w", encoding="utf-8") as fh:
+        fh.write(pareto_html(result, pick_trial=pick_trial))
+    pareto_png(result, png, pick_trial=pick_trial)
+    return [html, png]
+
+
+def _write_files_from_pickle() -> None:
+    """The body of the process :mod:`autoreg.tracking` draws the files in: ``argv`` is the
+    pickled stand-in for the result (the fields :func:`write_files` reads), written by that
+    process itself, and the pick's trial number (or ``""``); the files go beside the pickle."""
+    import pickle
+    import sys
+
+    path, pick = sys.argv[1:3]
+    with open(path, "rb") as fh:
+        result = pickle.load(fh)
+    write_files(result, os.path.dirname(path), int(pick) if pick else None)

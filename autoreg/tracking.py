@@ -1,14 +1,21 @@
 """MLflow record of a search: one parent run per study, one child run per front trial.
 
 All MLflow work happens here, once per search, after the trials: none of it is on the
-per-trial path. mlflow is imported only when this module runs.
+per-trial path. mlflow is imported only when this module runs (and by :func:`prewarm`, in a
+process of its own). Two child processes take slow parts off the record's wall time: one
+makes a new local store while the trials run (:func:`prewarm`), one draws the pictures while
+the runs are written (:class:`_Drawing`); when either fails, the work is done here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import subprocess
+import sys
 import tempfile
-from pathlib import Path
+import uuid
 
 from ._version import __version__
 from .errors import AutoRegError, first_line
@@ -25,10 +32,12 @@ class TrackingError(AutoRegError):
     """MLflow could not be reached or refused the record."""
 
 
-def _client(tracking_uri):
+def _client(tracking_uri, warm=None):
     import mlflow
     from mlflow import MlflowClient
 
+    if warm is not None:
+        warm.close()  # its store is whole, or absent and made here
     uri = tracking_uri or mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         _check_reachable(uri)
@@ -70,15 +79,117 @@ def _find_parent(client, exp_id: str, study: str):
     return runs[0] if runs else None
 
 
-def _connect(tracking_uri, experiment):
+def _connect(tracking_uri, experiment, warm=None):
     try:
-        client, uri = _client(tracking_uri)
+        client, uri = _client(tracking_uri, warm)
         return client, uri, _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
     except TrackingError:
         raise
     except Exception as exc:
         where = redact(tracking_uri) or "the default store"
         raise TrackingError(f"cannot reach MLflow at {where}: {first_line(exc)}") from None
+
+
+# -- prewarm ------------------------------------------------------------------------------------
+class Prewarm:
+    """What :func:`prewarm` started: a process making a new local MLflow store, or nothing."""
+
+    def __init__(self, proc=None, scratch: str | None = None):
+        self._proc = proc
+        self._scratch = scratch
+
+    def close(self, wait: float = 60.0) -> None:
+        """Let the process finish (up to ``wait`` seconds), else end it; then nothing of it
+        is left running. Safe to call again. Whatever happens, the store is whole or absent:
+        the process makes it under another name and gives it its name when done."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if wait and proc.poll() is None:
+            # What opening the store needs next here, imported while the process goes on.
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+            if not os.path.exists(self._scratch):
+                wait = 0  # it is still importing MLflow: making the store here is sooner
+        _ended(proc, wait)
+        for suffix in ("", "-journal"):
+            try:
+                os.remove(self._scratch + suffix)  # left by a process ended half-way
+            except OSError:
+                pass
+
+    def __enter__(self) -> Prewarm:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(wait=0)
+
+
+def prewarm(tracking_uri=None, experiment=None) -> Prewarm:
+    """Start making the MLflow store in the background, for a search about to run trials.
+
+    Making a new local SQLite store (MLflow's default, or a ``sqlite:///`` ``tracking_uri``)
+    costs MLflow 1-1.5 s of CPU (its schema migrations) after importing its SQL store; a child
+    process does it while the trials run, on another core, and :func:`log_search` (given the
+    returned handle) finds it made. Nothing is started when the store exists already, or is
+    not a local SQLite file (a server, another database), or on a one-core machine: then there
+    is nothing to win. ``tracking_uri=None`` means MLflow's default, as in :func:`log_search`.
+
+    mlflow is not imported in this process: imported in a thread, it holds the interpreter
+    lock away from the trials (which then wait as long as the import takes) and inflates
+    their ``fit_seconds``.
+
+    The caller must end the returned :class:`Prewarm`: ``log_search(..., prewarm=handle)``
+    does, else ``handle.close()`` (or ``with prewarm(...) as handle:``). Ending it early
+    leaves no store, half-made or otherwise.
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri is None and "mlflow" in sys.modules:
+        uri = sys.modules["mlflow"].get_tracking_uri()  # a URI the program set
+    path = _new_sqlite_file(uri or _DEFAULT_STORE)
+    if path is None or (os.cpu_count() or 1) < 2:
+        return Prewarm()
+    scratch = os.path.join(os.path.dirname(os.path.abspath(path)),
+                           f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}")
+    try:
+        proc = _python("autoreg.tracking:_make_store", uri or "",
+                       experiment or DEFAULT_EXPERIMENT, scratch)
+    except OSError:
+        return Prewarm()  # no process to be had: log_search makes the store itself
+    return Prewarm(proc, scratch)
+
+
+_DEFAULT_STORE = "sqlite:///mlflow.db"  # MLflow 3's default store (if ./mlruns has no runs)
+
+
+def _new_sqlite_file(uri: str) -> str | None:
+    """The file of a ``sqlite:///`` store that does not exist yet, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    from urllib.parse import unquote
+
+    path = unquote(uri[len("sqlite:///"):].split("?")[0])
+    return None if path in ("", ":memory:") or os.path.exists(path) else path
+
+
+def _make_store() -> None:
+    """The body of :func:`prewarm`'s process: make the store and the experiment in a scratch
+    file, then give it the store's name unless someone made the store meanwhile."""
+    import mlflow
+
+    tracking_uri, experiment, scratch = sys.argv[1:4]
+    path = _new_sqlite_file(tracking_uri or mlflow.get_tracking_uri())
+    if path is None:
+        return  # MLflow's default is another store (./mlruns), or it exists by now
+    try:
+        _connect(f"sqlite:///{os.path.abspath(scratch)}", experiment)
+        if os.path.exists(scratch + "-wal"):
+            return  # part of the store is still in SQLite's write-ahead log: not whole yet
+        with contextlib.suppress(FileExistsError):  # the store was made meanwhile
+            os.link(scratch, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(scratch)
 
 
 LOG_TRIALS = ("front", "all")
@@ -122,7 +233,8 @@ def _dataset_input(settings: dict, schema: list | None):
 
 def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
                storage_url=None, log_trials: str = "front", register: str | None = None,
-               schema: list | None = None, log_models: bool = True, once: bool = False) -> str:
+               schema: list | None = None, log_models: bool = True, once: bool = False,
+               prewarm: Prewarm | None = None) -> str:
     """Log ``result`` and return the parent run id. A resumed study reuses its parent run.
 
     The parent run holds the settings, ``front.csv``, ``trials.csv``, ``pareto.html``,
@@ -134,15 +246,18 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
 
     ``once``: skip the writing when this very front (same trials, same MLflow store) was
     logged already, as it is when several workers of one study finish together.
+
+    ``prewarm``: what :func:`prewarm` returned for this ``tracking_uri`` and ``experiment``;
+    it is waited for and closed here.
     """
     if log_trials not in LOG_TRIALS:
         raise AutoRegError(f"log_trials must be one of {', '.join(LOG_TRIALS)}, got "
                            f"{log_trials!r}")
-    with _log_lock(result, storage_url)():
+    with _log_lock(result, storage_url)(), _Drawing(result) as drawing:
         # One process at a time writes a study's record, so that workers finishing together
         # make one parent run and one child run per trial between them (and do not race to
         # create the tables of a new local MLflow store).
-        client, uri, exp_id = _connect(tracking_uri, experiment)
+        client, uri, exp_id = _connect(tracking_uri, experiment, prewarm)
         signature = _signature(result, uri, exp_id)
         study_attrs = result.study.user_attrs
         if once and study_attrs.get(LOGGED_ATTR) == signature \
@@ -150,7 +265,7 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
             return study_attrs["autoreg.mlflow_run_id"]  # another worker logged this front
         try:
             run_id = _log(client, uri, exp_id, result, settings, storage_url, log_trials,
-                          register, schema, log_models)
+                          register, schema, log_models, drawing)
         except TrackingError:
             raise
         except Exception as exc:
@@ -182,7 +297,7 @@ def _log_lock(result, storage_url):
 
 
 def _log(client, uri, exp_id, result, settings, storage_url, log_trials, register, schema,
-         log_models) -> str:
+         log_models, drawing) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     study = result.study_name
@@ -201,61 +316,67 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
         client.update_run(run_id, status="RUNNING")
         children = {r.data.tags.get(TRIAL_TAG): r for r in client.search_runs(
             [exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=50000)}
-    # Also the tag of the version that logged last, when a study is resumed by a newer one.
-    client.set_tag(run_id, "autoreg.version", __version__)
+        # The tag of the version that logged last, when a study is resumed by a newer one.
+        client.set_tag(run_id, "autoreg.version", __version__)
     status = "FINISHED"
     try:
         pick = result.pick() if len(result.front) else None
         pick_trial = None if pick is None else int(pick["trial"])
-        _log_tables_and_plots(client, run_id, result, pick_trial)
+        for name, frame in (("front.csv", result.front), ("trials.csv", result.trials)):
+            path = os.path.join(drawing.folder, name)
+            frame.to_csv(path, index=False)
+            client.log_artifact(run_id, path)
         front_trials = set(int(t) for t in result.front["trial"])
         rows = result.trials if log_trials == "all" else result.front
         pick_uri = None
         for _, row in rows.iterrows():
             trial = int(row["trial"])
             on_front = trial in front_trials
-            tags = [RunTag("recipe", row["recipe"]), RunTag("technique", _penalty(result, trial)),
-                    RunTag("family", str(row.get("family", "linear"))),
-                    RunTag("pareto", str(on_front).lower()),
-                    RunTag("pick", str(trial == pick_trial).lower()),
-                    RunTag(TRIAL_TAG, str(trial))]
+            tags = {"recipe": row["recipe"], "technique": _penalty(result, trial),
+                    "family": str(row.get("family", "linear")),
+                    "pareto": str(on_front).lower(), "pick": str(trial == pick_trial).lower(),
+                    TRIAL_TAG: str(trial)}
             metrics = [Metric(k, float(row[k]), 0, 0) for k in CHILD_METRICS
                        if not _missing(row[k])]
+            params = [Param(k, str(row[k])) for k in rows.columns
+                      if "." in k and not _missing(row[k])]
             child = children.get(str(trial))
             if child is None:
-                child = client.create_run(exp_id, run_name=f"trial-{trial}-{row['recipe']}",
-                                          tags={"mlflow.parentRunId": run_id})
-                params = [Param(k, str(row[k])) for k in rows.columns
-                          if "." in k and not _missing(row[k])]
-                client.log_batch(child.info.run_id, metrics=metrics, params=params, tags=tags)
-                client.set_terminated(child.info.run_id)
-                children[str(trial)] = child
-                model_uri = None
+                model = result.model_bytes(trial) if on_front and log_models else None
+                model_uri = _new_child(client, exp_id, run_id, row, tags, metrics, params,
+                                       model, schema)
             else:
-                client.log_batch(child.info.run_id, metrics=metrics, tags=tags)
+                # Params too if missing: a record that failed half-way left some out.
+                client.log_batch(child.info.run_id, metrics=metrics,
+                                 params=[p for p in params if p.key not in child.data.params],
+                                 tags=[RunTag(k, v) for k, v in tags.items()])
                 model_uri = child.data.tags.get("autoreg.model_uri")
-            if on_front and log_models and model_uri is None:
-                model_uri = _log_model(client, child.info.run_id, result, trial, schema)
+                if on_front and log_models and model_uri is None:
+                    model_uri = _log_model(client, child.info.run_id, result, trial, schema)
             if trial == pick_trial:
                 pick_uri = model_uri
+        logged = set(rows["trial"].astype(int))
         for trial, child in children.items():
-            if trial is not None and int(trial) not in front_trials:
-                client.set_tag(child.info.run_id, "pareto", "false")
-                client.set_tag(child.info.run_id, "pick", "false")
+            if trial is not None and int(trial) not in front_trials | logged:
+                client.log_batch(child.info.run_id, tags=[RunTag("pareto", "false"),
+                                                          RunTag("pick", "false")])
         summary = [Metric("front_size", float(len(result.front)), 0, 0),
                    Metric("n_trials", float(len(result.trials)), 0, 0),
                    Metric("n_failed", float(len(result.failed)), 0, 0)]
+        summary_tags = []
         hv = _hypervolume(result)
         if hv is not None:
             value, reference = hv
             summary.append(Metric("hypervolume", float(value), 0, 0))
-            client.set_tag(run_id, "hypervolume.reference", _reference_text(reference))
+            summary_tags.append(RunTag("hypervolume.reference", _reference_text(reference)))
         if pick is not None:
             summary += [Metric(f"pick_{k}", float(pick[k]), 0, 0)
                         for k in ("error", "sparsity", "size_bytes", "test_error")
                         if not _missing(pick[k])]
-            client.set_tag(run_id, "pick_trial", str(pick_trial))
-        client.log_batch(run_id, metrics=summary)
+            summary_tags.append(RunTag("pick_trial", str(pick_trial)))
+        client.log_batch(run_id, metrics=summary, tags=summary_tags)
+        for path in drawing.files():  # drawn meanwhile
+            client.log_artifact(run_id, path)
         if register and pick_uri is not None:
             from .mlflow_model import register as register_model
 
@@ -277,20 +398,79 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
     return run_id
 
 
-def _log_tables_and_plots(client, run_id, result, pick_trial) -> None:
-    from . import plots
+class _Drawing:
+    """``pareto.html`` and ``pareto.png``, drawn in a child process while this one opens MLflow
+    and writes the runs: importing matplotlib and plotly and drawing take about a second,
+    hidden so on two cores. Drawn here instead on one core, or if that process fails. The
+    files (and the tables) go to ``folder``, a scratch folder removed on leaving."""
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, frame in (("front.csv", result.front), ("trials.csv", result.trials)):
-            path = Path(tmp) / name
-            frame.to_csv(path, index=False)
-            client.log_artifact(run_id, str(path))
-        html = Path(tmp) / "pareto.html"
-        html.write_text(plots.pareto_html(result, pick_trial=pick_trial), encoding="utf-8")
-        client.log_artifact(run_id, str(html))
-        png = Path(tmp) / "pareto.png"
-        plots.pareto_png(result, png, pick_trial=pick_trial)
-        client.log_artifact(run_id, str(png))
+    def __init__(self, result):
+        from . import plots
+
+        self.result = result
+        self.pick = plots._pick_trial(result, None)  # what the plots mark by default
+        self._tmp = tempfile.TemporaryDirectory(prefix="autoreg-mlflow-")
+        self.folder = self._tmp.name
+        self._proc = None
+        if (os.cpu_count() or 1) > 1:
+            with contextlib.suppress(Exception):  # then drawn here
+                self._proc = self._start()
+
+    def _start(self):
+        import pickle
+        import types
+
+        r = self.result
+        stand_in = types.SimpleNamespace(trials=r.trials, front=r.front, failed=r.failed,
+                                         settings=r.settings, objectives=r.objectives,
+                                         study_name=r.study_name)
+        path = os.path.join(self.folder, "result.pickle")
+        with open(path, "wb") as fh:
+            pickle.dump(stand_in, fh)
+        return _python("autoreg.plots:_write_files_from_pickle", path,
+                       "" if self.pick is None else str(self.pick))
+
+    def files(self) -> list[str]:
+        """The paths of the two files, once written."""
+        from . import plots
+
+        proc, self._proc = self._proc, None
+        if proc is not None and _ended(proc, wait=120) == 0:
+            return [os.path.join(self.folder, name) for name in plots.FILES]
+        return plots.write_files(self.result, self.folder, self.pick)
+
+    def __enter__(self) -> _Drawing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None:
+            _ended(self._proc, wait=0)
+        self._tmp.cleanup()
+
+
+def _python(function: str, *args: str):
+    """A child Python process calling ``function`` (``"module:name"``) of this very autoreg,
+    ``args`` in its ``sys.argv[1:]``; it gives up (exit code 1) if it would import another
+    copy of autoreg. Its output is dropped: when it fails, its caller does the work itself."""
+    import autoreg
+
+    module, name = function.split(":")
+    here = os.path.realpath(autoreg.__file__)
+    code = (f"import os, sys; sys.path.append({os.path.dirname(os.path.dirname(here))!r})\n"
+            f"import autoreg\n"
+            f"if os.path.realpath(autoreg.__file__) != {here!r}: sys.exit(1)\n"
+            f"from {module} import {name}; {name}()")
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _ended(proc, wait: float) -> int:
+    """``proc``'s exit code once it ended: it is given ``wait`` seconds, then killed."""
+    try:
+        return proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def _hypervolume(result):
@@ -303,6 +483,28 @@ def _hypervolume(result):
 
 def _reference_text(reference: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in reference.items())
+
+
+def _new_child(client, exp_id, parent_id, row, tags, metrics, params, model,
+               columns) -> str | None:
+    """Make the child run of ``row``, its tags given at creation, then its params and metrics
+    in one batch; with ``model`` (the trial's compact export), that batch is the one that also
+    links the metrics to the logged model (see :func:`autoreg.mlflow_model.log_new_model`).
+    Returns the model's URI, or None without a model."""
+    trial = int(row["trial"])
+    child_id = client.create_run(exp_id, run_name=f"trial-{trial}-{row['recipe']}",
+                                 tags={"mlflow.parentRunId": parent_id, **tags}).info.run_id
+    if model is None:
+        client.log_batch(child_id, metrics=metrics, params=params)
+        client.set_terminated(child_id)
+        return None
+    from .mlflow_model import log_new_model
+
+    client.set_terminated(child_id)
+    uri = log_new_model(client, exp_id, child_id, model, metrics=metrics, params=params,
+                        columns=columns)
+    client.set_tag(child_id, "autoreg.model_uri", uri)
+    return uri
 
 
 def _log_model(client, child_run_id: str, result, trial: int, schema) -> str | None:

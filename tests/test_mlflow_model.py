@@ -279,3 +279,65 @@ def test_loading_needs_neither_torch_nor_pickle(searches, client, run_id, mlflow
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == model.predict(X.iloc[:5]).tolist()
+
+
+def _model_files(client, uri, folder) -> dict:
+    location = client.get_logged_model(uri.split("/")[-1]).artifact_location
+    root = mlflow.artifacts.download_artifacts(location, dst_path=str(folder))
+    out = {}
+    for base, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(base, name), "rb") as fh:
+                out[os.path.relpath(os.path.join(base, name), root)] = fh.read()
+    return out
+
+
+def test_a_copied_model_is_what_mlflow_saves(searches, client, run_id, tmp_path, monkeypatch):
+    """A process's first model is saved by MLflow; every later one is a copy of it with its own
+    export, ids, signature and metadata (mlflow_model._Template). The copy holds the same
+    files as MLflow would have written, but for the model's ids and a scratch path."""
+    import yaml
+
+    first, _, _ = _pick(searches, "diabetes")
+    data, model, X = _pick(searches, "iris")  # another task, signature and size
+    monkeypatch.setattr(mlflow_model._Template, "made", None)
+    mlflow_model.log_model(client, run_id, first)
+    assert mlflow_model._Template.made is not None
+    copied = mlflow_model.log_model(client, run_id, data, name="copied")
+    monkeypatch.setattr(mlflow_model._Template, "made", None)
+    saved = mlflow_model.log_model(client, run_id, data, name="saved")
+    a, b = (_model_files(client, uri, tmp_path / n) for n, uri in (("a", copied), ("b", saved)))
+    assert sorted(a) == sorted(b)
+    assert all(a[name] == b[name] for name in a if name != "MLmodel")
+
+    def comparable(mlmodel):
+        m = yaml.safe_load(mlmodel)
+        for key in ("artifact_path", "model_uuid", "model_id", "utc_time_created"):
+            assert m.pop(key)
+        pyfunc = m["flavors"]["python_function"]
+        assert pyfunc.pop("model_code_path") and pyfunc["artifacts"]["model"].pop("uri")
+        return m
+
+    assert comparable(a["MLmodel"]) == comparable(b["MLmodel"])
+    loaded = mlflow.pyfunc.load_model(copied)
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_log_new_model_logs_the_runs_metrics_and_params_once(searches, client):
+    data, _, _ = _pick(searches, "diabetes")
+    exp = client.create_experiment(f"new-model-{uuid.uuid4().hex[:8]}")
+    rid = client.create_run(exp).info.run_id
+    client.set_terminated(rid)
+    metrics = [mlflow.entities.Metric("error", 0.5, 0, 0),
+               mlflow.entities.Metric("size_bytes", 300.0, 0, 0)]
+    params = [mlflow.entities.Param("l1.alpha", "0.1")]
+    uri = mlflow_model.log_new_model(client, exp, rid, data, metrics=metrics, params=params)
+    run = client.get_run(rid)
+    assert run.data.metrics == {"error": 0.5, "size_bytes": 300.0}
+    assert run.data.params == {"l1.alpha": "0.1"}
+    assert len(client.get_metric_history(rid, "error")) == 1
+    logged = client.get_logged_model(uri.split("/")[-1])
+    assert str(logged.status) == "READY" and logged.params == {"l1.alpha": "0.1"}
+    assert {m.key: m.value for m in logged.metrics} == {"error": 0.5, "size_bytes": 300.0}
+    assert [o.model_id for o in run.outputs.model_outputs] == [logged.model_id]
+    assert [a.path for a in client.list_artifacts(rid)] == ["model.autoreg"]

@@ -222,3 +222,54 @@ def test_importing_plots_loads_neither_plotly_nor_matplotlib():
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout.split())
     assert "plotly" not in loaded and "matplotlib" not in loaded
+
+
+# -- both files, drawn aside while MLflow is written ------------------------------------------
+def _without_ids(page: str) -> str:
+    """The page without the random id plotly gives its figure's element."""
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "id", page)
+
+
+def test_files_drawn_in_a_child_process_are_those_drawn_here(result, tmp_path):
+    from pathlib import Path
+
+    from autoreg.tracking import _Drawing
+
+    with _Drawing(result) as drawing:
+        assert drawing._proc is not None  # two cores or more: drawn aside
+        html, png = map(Path, drawing.files())
+        aside = html.read_text(encoding="utf-8"), png.read_bytes()
+        assert drawing.folder == str(png.parent)
+    pick = drawing.pick
+    assert pick == int(result.pick()["trial"])
+    here = plots.write_files(result, str(tmp_path), pick_trial=pick)
+    assert _without_ids(aside[0]) == _without_ids(Path(here[0]).read_text(encoding="utf-8"))
+    assert aside[1] == Path(here[1]).read_bytes()
+    assert f"pick (trial {pick})" in aside[0]
+
+
+def test_files_are_drawn_here_when_the_child_fails_or_on_one_core(result, monkeypatch):
+    from pathlib import Path
+
+    from autoreg import tracking
+
+    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(tracking, "_python", lambda *args: failing)
+    with tracking._Drawing(result) as drawing:
+        paths = [Path(p) for p in drawing.files()]
+        assert [p.name for p in paths] == ["pareto.html", "pareto.png"]
+        assert all(p.stat().st_size > 1000 for p in paths) and failing.returncode == 3
+    monkeypatch.setattr(tracking.os, "cpu_count", lambda: 1)
+    with tracking._Drawing(result) as drawing:
+        assert drawing._proc is None
+        assert all(Path(p).stat().st_size > 1000 for p in drawing.files())
+
+
+def test_a_drawing_left_early_ends_its_process_and_folder(result):
+    import os
+
+    from autoreg.tracking import _Drawing
+
+    with _Drawing(result) as drawing:
+        proc, folder = drawing._proc, drawing.folder
+    assert proc.returncode is not None and not os.path.exists(folder)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 import autoreg
+from autoreg import tracking
 
 
 @pytest.fixture
@@ -57,6 +61,14 @@ def test_parent_and_child_runs(client, tiny_regression, tmp_path):
         for tech in row["recipe"].split("+"):
             if tech != "none":  # every built-in technique has parameters
                 assert any(k.startswith(tech + ".") for k in child.data.params)
+        # Its model: linked to it, with its params and metrics, each metric logged once.
+        model = client.get_logged_model(child.data.tags["autoreg.model_uri"].split("/")[-1])
+        assert str(model.status) == "READY" and model.source_run_id == child.info.run_id
+        assert model.params == child.data.params
+        assert {m.key: m.value for m in model.metrics} == child.data.metrics
+        assert [o.model_id for o in child.outputs.model_outputs] == [model.model_id]
+        assert len(client.get_metric_history(child.info.run_id, "error")) == 1
+        assert child.info.status == "FINISHED"
 
 
 def test_resumed_study_keeps_one_parent_run(client, tiny_regression):
@@ -140,3 +152,74 @@ def register_techniques(register):
     probes = (tmp_path / "probe.txt").read_text().split()
     assert probes and set(probes) == {"False"}  # every fit of 8 trials, MLflow not loaded
     assert "after True True" in out.stdout  # and yet the search was logged
+
+
+# -- prewarm --------------------------------------------------------------------------------
+@pytest.fixture
+def unlogged(tiny_regression):
+    X, y = tiny_regression
+    return autoreg.search(X, y, n_trials=3, log_mlflow=False)
+
+
+def _log(result, uri, warm, experiment="warm-test"):
+    return tracking.log_search(result, result.settings, tracking_uri=uri, experiment=experiment,
+                               prewarm=warm)
+
+
+def test_prewarm_makes_the_new_store_that_log_search_then_uses(unlogged, tmp_path):
+    (tmp_path / "store").mkdir()
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    warm = tracking.prewarm(uri, "warm-test")
+    assert warm._proc.wait(timeout=120) == 0  # as when the trials outlast it
+    assert os.listdir(tmp_path / "store") == ["mlflow.db"]  # whole, under its name
+    run_id = _log(unlogged, uri, warm)
+    assert warm._proc is None
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).data.tags["autoreg.study"] == unlogged.study_name
+    # The experiment is the one this process would have made (artifacts in ./mlruns).
+    made_here = MlflowClient(f"sqlite:///{tmp_path}/here.db")
+    here = made_here.get_experiment(made_here.create_experiment("warm-test"))
+    assert client.get_experiment_by_name("warm-test").artifact_location == here.artifact_location
+
+
+def test_log_search_makes_the_store_itself_while_prewarm_still_imports(unlogged, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    warm = tracking.prewarm(uri)
+    proc = warm._proc
+    run_id = _log(unlogged, uri, warm)  # right away: the process is ended, not waited for
+    assert proc.returncode is not None
+    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    assert sorted(p.name for p in tmp_path.glob("*mlflow.db*")) == ["mlflow.db"]
+
+
+def test_prewarm_ended_early_leaves_no_process_and_no_store(tmp_path):
+    (tmp_path / "store").mkdir()
+    with tracking.prewarm(f"sqlite:///{tmp_path}/store/mlflow.db") as warm:
+        proc = warm._proc
+        assert proc is not None
+    assert proc.returncode is not None and os.listdir(tmp_path / "store") == []
+
+
+def test_prewarm_of_mlflows_default_store(unlogged, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    warm = tracking.prewarm()
+    assert warm._proc.wait(timeout=120) == 0
+    run_id = _log(unlogged, None, warm)
+    assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id)
+
+
+def test_prewarm_starts_nothing_where_there_is_nothing_to_make(mlflow_uri, monkeypatch):
+    MlflowClient(mlflow_uri).search_experiments()  # the session's store exists
+    for uri in (mlflow_uri, None, "http://127.0.0.1:9", "postgresql://u:p@db/x", "sqlite://"):
+        assert tracking.prewarm(uri)._proc is None
+    monkeypatch.setattr(tracking.os, "cpu_count", lambda: 1)
+    assert tracking.prewarm("sqlite:///new.db")._proc is None
+    assert not os.path.exists("new.db")
+
+
+def test_unreachable_server_fails_fast_after_prewarm(unlogged):
+    warm = tracking.prewarm("http://127.0.0.1:9")
+    start = time.monotonic()
+    with pytest.raises(tracking.TrackingError, match="unreachable"):
+        _log(unlogged, "http://127.0.0.1:9", warm)
+    assert time.monotonic() - start < 10
