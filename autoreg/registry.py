@@ -178,4 +178,27 @@ def technique_problem(tech) -> str | None:
                 bad = spec.check()
                 if bad:
                     return f"{label}: parameter {pname!r} {bad}"
+            if family == "linear" and tech.linear_path is not None:
+                bad = _path_problem(tech, space)
+                if bad:
+                    return f"{label}: linear_path {bad}"
+    return None
+
+
+def _path_problem(tech, space: dict) -> str | None:
+    """What is wrong with a penalty's ``linear_path`` for its ``linear`` search space."""
+    strength = space.get("strength")
+    if tech.stage != "penalty" or not isinstance(strength, Float) or not strength.log:
+        return "is for penalties with a log-scaled Float 'strength'"
+    path = tech.linear_path
+    if not isinstance(path, dict) or set(path) != set(space) - {"strength"}:
+        want = sorted(set(space) - {"strength"})
+        return f"must give a value for each of {want} and nothing else, got {path!r}"
+    for pname, value in path.items():
+        spec = space[pname]
+        ok = (value in spec.choices if isinstance(spec, Choice)
+              else isinstance(value, (int, float)) and not isinstance(value, bool)
+              and spec.low <= value <= spec.high)
+        if not ok:
+            return f"value {pname}={value!r} is outside {spec.describe()}"
     return None

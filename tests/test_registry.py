@@ -404,3 +404,30 @@ def test_every_hook_is_documented():
     assert "register_techniques" in hooks
     for hook in hooks:
         assert f"def {hook}(" in doc, f"hook {hook} is not in docs/plugins.md"
+
+
+@pytest.mark.parametrize("path, space, needle", [
+    ("{}", '{"strength": Float(1e-3, 1.0, log=True), "mix": Float(0.0, 1.0)}',
+     r"linear_path must give a value for each of \['mix'\]"),
+    ('{"mix": 2.0}', '{"strength": Float(1e-3, 1.0, log=True), "mix": Float(0.0, 1.0)}',
+     r"linear_path value mix=2.0 is outside float \[0, 1\]"),
+    ("{}", '{"strength": Float(0.0, 1.0)}', "linear_path is for penalties with a log-scaled"),
+])
+def test_bad_linear_path_is_refused(plugin_dir, path, space, needle):
+    source = technique_module("pathy", space=space).replace(
+        "    space =", f"    linear_path = {path}\n    space =")
+    plugin_dir("pathy_plugin", source)
+    with pytest.raises(PluginError, match=needle):
+        load_techniques(modules=["pathy_plugin"])
+
+
+def test_a_third_party_penalty_with_a_path_is_walked(plugin_dir):
+    source = technique_module("pathy", space='{"strength": Float(1e-3, 1.0, log=True)}').replace(
+        "    space =", "    linear_path = {}\n    space =")
+    plugin_dir("pathy_ok_plugin", source)
+    from autoreg.space import SearchSpace
+
+    space = SearchSpace(load_techniques(modules=["pathy_ok_plugin"]), "regression", ("linear",),
+                        ["pathy", "l2"])
+    walked = [p["penalty"] for p, _ in space.path_points(3)]
+    assert walked == ["l2"] * 3 + ["pathy"] * 3  # "none" was not asked for
