@@ -252,7 +252,7 @@ class Objective:
         try:
             return self._run(trial)
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {first_line(exc)}"[:500])
+            trial.set_user_attr("fail_reason", _fail_reason(exc))
             raise
 
     def _fit(self, family, recipe, ctx, key, X, y, X_val=None, y_val=None, fold_fits=()):
@@ -380,12 +380,17 @@ class Objective:
                 trial = optuna.trial.create_trial(
                     state=optuna.trial.TrialState.FAIL, params=params,
                     distributions=distributions,
-                    user_attrs={"fail_reason": f"{type(exc).__name__}: {first_line(exc)}"[:500]})
+                    user_attrs={"fail_reason": _fail_reason(exc)})
             study.add_trial(trial)
             added += 1
             if on_point is not None:
                 on_point()
         return added
+
+
+def _fail_reason(exc: Exception) -> str:
+    """Why a trial failed, as its ``fail_reason`` attribute records it."""
+    return f"{type(exc).__name__}: {first_line(exc)}"[:500]
 
 
 #: Points per penalty path: at most, and the fewest worth a path (below it, the sampler alone).

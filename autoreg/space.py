@@ -187,10 +187,10 @@ class SearchSpace:
             if choice == "none":
                 continue
             tech = self.registered[choice].technique
-            space = tech.search_space("linear", self.task)
-            strength = space.get("strength")
-            if tech.linear_path is None or not (isinstance(strength, Float) and strength.log):
+            if tech.linear_path is None:
                 continue
+            # The registry checked that a path's strength is a log-scaled Float.
+            strength = tech.search_space("linear", self.task)["strength"]
             for value in np.geomspace(strength.high, strength.low, n_points):
                 params = {f"{choice}.strength": float(value)}
                 params.update({f"{choice}.{k}": v for k, v in tech.linear_path.items()})
