@@ -22,9 +22,9 @@ def _is_logistic(est) -> bool:
 
 
 def _warm_startable(est) -> bool:
-    # liblinear ignores warm starts.
-    params = est.get_params()
-    return "warm_start" in params and params.get("solver") != "liblinear"
+    # liblinear ignores warm starts. (Parameters are attributes of a scikit-learn estimator;
+    # reading them spares ``get_params`` its signature inspection on every fit.)
+    return hasattr(est, "warm_start") and getattr(est, "solver", None) != "liblinear"
 
 
 def _quiet_fit(est, X, y) -> None:
@@ -129,7 +129,8 @@ class LinearFamily:
         groups = None if ctx.groups is None else np.asarray(ctx.groups)[support]
         sub_ctx = dataclasses.replace(ctx, n_features=len(support), groups=groups, X=Xs)
         est = self.estimator(recipe.penalty, sub_ctx)
-        sub = self.fit(est, Xs, y, w.shape[1], init=LinearFit(w[support], fitted.intercept))
+        sub = self.fit(est, X, y, w.shape[1], init=LinearFit(w[support], fitted.intercept),
+                       support=support)
         coef = np.zeros_like(w)
         coef[support] = sub.coef
         coef[w == 0] = 0.0
@@ -147,19 +148,32 @@ class LinearFamily:
 
         return LogisticRegression(C=np.inf, max_iter=1000)
 
-    def fit(self, est, X, y, n_out: int, init: LinearFit | None = None) -> LinearFit:
-        """Fit ``est``; keep ``coef`` (features x outputs) and ``intercept`` (outputs).
+    def fit(self, est, X, y, n_out: int, init: LinearFit | None = None,
+            support: np.ndarray | None = None) -> LinearFit:
+        """Fit ``est`` on the ``support`` columns of ``X`` (all if None); keep ``coef``
+        (features x outputs) and ``intercept`` (outputs).
 
         ``init``, a solution of the same recipe at nearby strengths, starts the solver where
         the estimator supports ``warm_start`` (coordinate descent, saga, lbfgs): the fit then
         converges to the same optimum in a fraction of the passes.
+
+        On small dense rows :func:`autoreg.fastfit.fit` solves the estimator's objective from
+        work cached per array (which is why the columns are passed as ``support`` of the
+        array they come from, not as a new array); otherwise the estimator fits itself.
         """
         from sklearn.linear_model import ElasticNet
 
+        from .. import fastfit
         from ..solvers import RelaxedLinear
 
         if isinstance(est, RelaxedLinear):
-            return self._fit_relaxed(est, X, y, n_out, init)
+            return self._fit_relaxed(est, X, y, n_out, init, support)
+        fast = fastfit.fit(est, X, y, n_out, None if init is None
+                           else (init.coef, init.intercept), support)
+        if fast is not None:
+            return LinearFit(*fast)
+        if support is not None:
+            X = X[:, support]
         if sp.issparse(X) and isinstance(est, ElasticNet) and est.fit_intercept:
             return self._fit_sparse_cd(est, X, y, init)
         if init is not None and _warm_startable(est):
@@ -178,7 +192,8 @@ class LinearFamily:
             raise ValueError(f"estimator gave {coef.shape[0]} outputs, expected {n_out}")
         return LinearFit(coef.T, intercept)
 
-    def _fit_relaxed(self, est, X, y, n_out: int, init: LinearFit | None) -> LinearFit:
+    def _fit_relaxed(self, est, X, y, n_out: int, init: LinearFit | None,
+                     support: np.ndarray | None = None) -> LinearFit:
         """The relaxed lasso (:class:`autoreg.solvers.RelaxedLinear`): the penalized fit picks
         the features, a light ridge refits them, and the weights blend the two.
 
@@ -186,22 +201,24 @@ class LinearFamily:
         later trials share: it is fitted once per (rows, features) and reused, starting from
         the penalized weights the first time.
         """
-        from sklearn.base import clone
-
         from ..solvers import RelaxedLinear, kept_features
 
-        first = self.fit(clone(est.estimator), X, y, n_out, init)
-        support = kept_features(first.coef)
-        if not len(support):
+        # ``est`` is made for this one fit (``linear_estimator``), so its parts are fitted as
+        # they are, without a ``clone``.
+        first = self.fit(est.estimator, X, y, n_out, init, support)
+        kept = kept_features(first.coef)
+        if not len(kept):
             return first
-        key = (support.tobytes(), repr(sorted(est.refit.get_params().items())))
+        columns = kept if support is None else np.asarray(support)[kept]
+        # An estimator's attributes before fitting are its parameters.
+        key = (columns.tobytes(), type(est.refit).__name__, repr(vars(est.refit)))
         second = _REFITS.get(X, key)
         if second is None:
-            second = self.fit(clone(est.refit), X[:, support], y, n_out,
-                              LinearFit(first.coef[support], first.intercept))
+            second = self.fit(est.refit, X, y, n_out,
+                              LinearFit(first.coef[kept], first.intercept), columns)
             _REFITS.put(X, key, second)
         coef, intercept = RelaxedLinear.blend(first.coef, first.intercept, second.coef,
-                                              second.intercept, support, est.relax)
+                                              second.intercept, kept, est.relax)
         return LinearFit(coef, intercept)
 
     @staticmethod
