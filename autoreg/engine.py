@@ -466,7 +466,8 @@ def _open_study(storage, study_name, settings, objectives, sampler):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         study_name = f"{settings['dataset']}-{stamp}-{uuid.uuid4().hex[:4]}"
     else:
-        study = _load_existing(storage, study_name, settings, sampler)
+        # A study made by another worker a moment ago may not have its settings yet.
+        study = _load_existing(storage, study_name, settings, sampler, wait=10.0)
         if study is not None:
             return study, True
     try:
@@ -544,12 +545,13 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                  max_error=max_error, groups=groups, hidden=hidden,
                  disable_plugins=disable_plugins, plugins=plugins)
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
-    warm = None
-    if log_mlflow:
-        from .tracking import prewarm
+    recorder = None
+    if log_mlflow and n_jobs < (os.cpu_count() or 1):
+        from .tracking import Recorder
 
-        # A new local MLflow store is made by another process while the trials run.
-        warm = prewarm(tracking_uri, experiment)
+        # Another process gets MLflow ready while the trials run (on a core they leave free),
+        # then writes the record.
+        recorder = Recorder(tracking_uri, experiment)
     try:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         store = open_storage(storage)
@@ -563,6 +565,11 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
 
         claim = workers.claim_lock(store, storage, study.study_name)
         joined = _join(study, claim)
+        if joined and recorder is not None:
+            # A process joining a study rarely writes its record (the last to finish does):
+            # its trials get the core back.
+            recorder.close(wait=0)
+            recorder = None
         if joined and isinstance(sampler, str):
             # Processes joining one study sample apart; the first (a lone search) keeps --seed.
             study.sampler = _sampler(sampler, seed + joined)
@@ -633,7 +640,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                 result.mlflow_run_id = log_search(result, settings, tracking_uri=tracking_uri,
                                                   experiment=experiment, storage_url=storage,
                                                   log_trials=log_trials, register=register,
-                                                  schema=schema, once=True, prewarm=warm)
+                                                  schema=schema, once=True, recorder=recorder)
             except TrackingError as exc:
                 # The trials are in the study already; the record can be written later.
                 result.tracking_error = str(exc)
@@ -643,8 +650,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         result.resumed = resumed
         return result
     finally:
-        if warm is not None:
-            warm.close(wait=0)  # ended already when the record was written
+        if recorder is not None:
+            recorder.close(wait=0)  # ended already when it wrote the record
 
 
 class _Tagged:

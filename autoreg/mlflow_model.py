@@ -176,22 +176,23 @@ def log_model(client, run_id: str, model_bytes: bytes, *, name: str = "model", c
     predictor = _predictor(model_bytes)  # refuse a bad file before logging
     client = client if client is not None else mlflow.MlflowClient()
     run = client.get_run(run_id)
-    return _log(client, run.info.experiment_id, run_id, predictor, model_bytes, name=name,
+    return _log(client, run.info, predictor, model_bytes, name=name,
                 columns=columns, tags=tags, model_params=dict(run.data.params),
                 metrics=_latest_points(client, run) if link_metrics else [],
                 input_example=input_example)
 
 
-def log_new_model(client, experiment_id: str, run_id: str, model_bytes: bytes, *,
-                  metrics: list, params: list, columns=None) -> str:
-    """:func:`log_model` for a run just created that has no metrics or params yet: they are
-    logged here (``mlflow.entities.Metric`` and ``Param`` lists), in the one batch that also
-    links the metrics to the model. This saves reading the run back and writing each metric
-    twice, for every front trial of a search (:mod:`autoreg.tracking`)."""
-    return _log(client, experiment_id, run_id, _predictor(model_bytes), model_bytes,
+def log_new_model(client, run_info, model_bytes: bytes, *, metrics: list, params: list,
+                  columns=None, run_tags: dict | None = None) -> str:
+    """:func:`log_model` for a run just created (``run_info``, its ``RunInfo``) that has no
+    metrics or params yet: they are logged here (``mlflow.entities.Metric`` and ``Param``
+    lists), in the one batch that also links the metrics to the model, with the run tag
+    ``autoreg.model_uri`` and ``run_tags``. This saves reading the run back and writing each
+    metric twice, for every front trial of a search (:mod:`autoreg.tracking`)."""
+    return _log(client, run_info, _predictor(model_bytes), model_bytes,
                 name="model", columns=columns, tags=None,
                 model_params={p.key: p.value for p in params}, metrics=metrics,
-                run_params=params)
+                run_params=params, run_tags=run_tags or {})
 
 
 def _predictor(model_bytes: bytes):
@@ -201,10 +202,12 @@ def _predictor(model_bytes: bytes):
     return from_export(*export.loads(model_bytes))
 
 
-def _log(client, experiment_id, run_id, predictor, model_bytes, *, name, columns, tags,
-         model_params, metrics, run_params=(), input_example=None) -> str:
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+def _log(client, run_info, predictor, model_bytes, *, name, columns, tags,
+         model_params, metrics, run_params=(), input_example=None, run_tags=None) -> str:
+    """``run_tags``: None, or tags for the run, logged with ``autoreg.model_uri``."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, RunTag
 
+    run_id, experiment_id = run_info.run_id, run_info.experiment_id
     model_tags = {"autoreg.version": __version__, "autoreg.task": predictor.task,
                   "autoreg.kind": predictor.kind, **{k: str(v) for k, v in (tags or {}).items()}}
     logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
@@ -216,25 +219,69 @@ def _log(client, experiment_id, run_id, predictor, model_bytes, *, name, columns
             file = os.path.join(tmp, ARTIFACT)
             with open(file, "wb") as fh:
                 fh.write(model_bytes)
-            client.log_artifact(run_id, file)
+            log_artifact(client, run_info, file)
             local = os.path.join(tmp, "model")
             _save(local, predictor, model_bytes, file, columns, input_example,
                   artifact_path=logged.artifact_location, run_id=run_id, model_uuid=model_id,
                   model_id=model_id)
-            client.log_model_artifacts(model_id, local)
+            store = artifact_store(client, logged.artifact_location)
+            if store is None:
+                client.log_model_artifacts(model_id, local)
+            else:
+                store.log_artifacts(local)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
         # The run's metrics recorded as the model's too (MLflow does both for a metric that
         # names a model); points the run has already are not added again.
         points = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id)
                   for m in metrics]
-        if points or run_params:
-            client.log_batch(run_id, metrics=points, params=list(run_params))
+        run_tags = None if run_tags is None else \
+            [RunTag(k, v) for k, v in {**run_tags, URI_TAG: f"models:/{model_id}"}.items()]
+        if points or run_params or run_tags:
+            client.log_batch(run_id, metrics=points, params=list(run_params),
+                             tags=run_tags or [])
     except BaseException:
         with contextlib.suppress(Exception):  # keep the original error
             client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
         raise
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
     return f"models:/{model_id}"
+
+
+#: The run tag holding the URI of the run's model (set by :func:`log_new_model`).
+URI_TAG = "autoreg.model_uri"
+
+
+def artifact_store(client, location: str):
+    """The artifact repository at ``location`` (a run's ``artifact_uri`` or a logged model's
+    ``artifact_location``), opened directly: ``MlflowClient.log_artifact`` reads the run (or
+    model) back from the store for every file it logs. None where MLflow adds more than the
+    location to open it (Databricks): then the client's own methods are the way."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    if str(client.tracking_uri).startswith("databricks"):
+        return None
+    return get_artifact_repository(location, tracking_uri=client.tracking_uri)
+
+
+def log_artifact(client, run_info, path: str) -> None:
+    """Log the file ``path`` to the run of ``run_info`` (its ``RunInfo``)."""
+    store = artifact_store(client, run_info.artifact_uri)
+    if store is None:
+        client.log_artifact(run_info.run_id, path)
+    else:
+        store.log_artifact(path)
+
+
+def warm_up() -> None:
+    """Pay ahead what the first model save of a process costs beyond every later one: the
+    pyfunc module, and MLflow's check of the pinned requirements against every installed
+    package (about 1.5 s with a large environment; its answer is kept for the process). The
+    :class:`autoreg.tracking.Recorder` calls this while the trials run."""
+    import mlflow.pyfunc  # noqa: F401
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    with _quiet():
+        warn_dependency_requirement_mismatches(pip_requirements())
 
 
 def _save(local, predictor, model_bytes, file, columns, input_example, **info) -> None:

@@ -7,6 +7,7 @@ costs only numpy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html as _html
 import math
@@ -592,14 +593,31 @@ def write_files(result, folder, pick_trial=None) -> list[str]:
     return [html, png]
 
 
-def _write_files_from_pickle() -> None:
-    """The body of the process :mod:`autoreg.tracking` draws the files in: ``argv`` is the
-    pickled stand-in for the result (the fields :func:`write_files` reads), written by that
-    process itself, and the pick's trial number (or ``""``); the files go beside the pickle."""
+def _draw_server() -> None:
+    """The body of the process :mod:`autoreg.tracking` draws the files in. It imports the
+    plotting libraries first, then reads one line from stdin: the path of a pickled stand-in
+    for the result (the fields :func:`write_files` reads) and the pick's trial number (or
+    nothing), tab-separated. The files go beside the pickle; the exit code tells whether they
+    were written. Started before the search ends, it has the imports done by then."""
     import pickle
     import sys
 
-    path, pick = sys.argv[1:3]
+    with contextlib.suppress(AttributeError, OSError):
+        # Its imports take only what CPU the trials and the record leave (os.nice: Unix).
+        os.nice(19)
+    _import_drawing()
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:
+        sys.exit(1)  # nothing to draw: the record was given up
+    path, pick = line.split("\t")
     with open(path, "rb") as fh:
         result = pickle.load(fh)
     write_files(result, os.path.dirname(path), int(pick) if pick else None)
+
+
+def _import_drawing() -> None:
+    """Import what drawing both files needs."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.lines  # noqa: F401
+    import plotly.graph_objects  # noqa: F401

@@ -10,6 +10,7 @@ the runs are written (:class:`_Drawing`); when either fails, the work is done he
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import subprocess
@@ -90,73 +91,130 @@ def _connect(tracking_uri, experiment, warm=None):
         raise TrackingError(f"cannot reach MLflow at {where}: {first_line(exc)}") from None
 
 
-# -- prewarm ------------------------------------------------------------------------------------
-class Prewarm:
-    """What :func:`prewarm` started: a process making a new local MLflow store, or nothing."""
+# -- the recorder process ----------------------------------------------------------------------
+class Recorder:
+    """A process that gets MLflow ready while the trials run, then writes their record.
 
-    def __init__(self, proc=None, scratch: str | None = None):
-        self._proc = proc
-        self._scratch = scratch
+    None of what the record costs before its first run depends on the trials: importing mlflow
+    (about 2 s here), making a new local store (1-1.5 s of schema migrations), MLflow's first
+    model save (about 1.5 s: it checks the pinned requirements against every installed
+    package) and importing the plotting libraries (about 1 s, in a drawing process of the
+    recorder's own). A search starts the recorder first; on two or more cores all of this runs
+    beside the trials. When they are done, :func:`log_search` hands the result over, waits
+    for the run id and keeps the study's record of it.
 
-    def close(self, wait: float = 60.0) -> None:
-        """Let the process finish (up to ``wait`` seconds), else end it; then nothing of it
-        is left running. Safe to call again. Whatever happens, the store is whole or absent:
-        the process makes it under another name and gives it its name when done."""
+    The search process never imports mlflow itself then: imported in a thread, mlflow holds the
+    interpreter lock away from the trials (which then wait as long as the import takes) and
+    inflates their ``fit_seconds``.
+
+    Nothing is left half-made when the search stops early: a new local SQLite store is made
+    under another name and given its name only when whole, and no run exists before the result
+    is handed over. Without a recorder (one core, no process to be had), or when it dies, the
+    record is written in the search process, as :func:`log_search` always can.
+
+    ``tracking_uri=None`` means MLflow's default, as in :func:`log_search`. End it with
+    :meth:`close` (or ``with``); :meth:`log` ends it when the record is written.
+    """
+
+    def __init__(self, tracking_uri=None, experiment=None):
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self._proc = None
+        self._ready = None
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri is None and "mlflow" in sys.modules:
+            uri = sys.modules["mlflow"].get_tracking_uri()  # a URI the program set
+        store = _new_sqlite_file(uri or _DEFAULT_STORE)
+        self._scratch = None if store is None else os.path.join(
+            os.path.dirname(os.path.abspath(store)),
+            f".{os.path.basename(store)}.{uuid.uuid4().hex[:12]}")
+        if (os.cpu_count() or 1) < 2:
+            return  # nothing to win: the work would take the trials' core
+        try:
+            self._proc = _python("autoreg.tracking:_record", uri or "",
+                                 experiment or DEFAULT_EXPERIMENT, self._scratch or "",
+                                 talk=True)
+        except OSError:
+            self._proc = None  # no process to be had: log_search writes the record itself
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def connected(self):
+        """``(uri, experiment_id)`` once the process has its store, or None when it died (the
+        caller then writes the record itself). :class:`TrackingError` when MLflow cannot be
+        reached or refused the experiment."""
+        if self._ready is None:
+            self._ready = self._read()
+            if self._ready is None:
+                return None
+        if "error" in self._ready:
+            self.close()
+            raise TrackingError(self._ready["error"])
+        return self._ready["uri"], self._ready["experiment_id"]
+
+    def log(self, snapshot: _Snapshot, **job) -> str | None:
+        """Hand ``snapshot`` over (with :func:`log_search`'s options ``job``) and return the
+        parent run id once the record is written; None when the process died first (the
+        caller then writes it: a half-written record is completed, not repeated)."""
+        import pickle
+
+        with tempfile.TemporaryDirectory(prefix="autoreg-record-") as tmp:
+            path = os.path.join(tmp, "job.pickle")
+            with open(path, "wb") as fh:
+                pickle.dump({"snapshot": snapshot, **job}, fh)
+            try:
+                self._proc.stdin.write(json.dumps({"job": path}) + "\n")
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                self.close()
+                return None
+            reply = self._read()
+        self.close()
+        if reply is None:
+            return None
+        if "error" in reply:
+            raise TrackingError(reply["error"])
+        return reply["run_id"]
+
+    def _read(self) -> dict | None:
+        """The process's next message, or None (and the process ended) when it died."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            line = proc.stdout.readline()
+            if line:
+                return json.loads(line)
+        except (OSError, ValueError):
+            pass
+        self.close()
+        return None
+
+    def close(self, wait: float = 5.0) -> None:
+        """End the process: told to stop, given ``wait`` seconds to do so (a record it is
+        writing is marked FAILED), then killed. Safe to call again. A new store it was making
+        is whole or absent afterwards."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if wait and proc.poll() is None:
-            # What opening the store needs next here, imported while the process goes on.
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-
-            if not os.path.exists(self._scratch):
-                wait = 0  # it is still importing MLflow: making the store here is sooner
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # nothing (more) to record
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
         _ended(proc, wait)
-        for suffix in ("", "-journal"):
-            try:
-                os.remove(self._scratch + suffix)  # left by a process ended half-way
-            except OSError:
-                pass
+        if self._scratch:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.remove(self._scratch + suffix)  # left by a process ended half-way
 
-    def __enter__(self) -> Prewarm:
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close(wait=0)
-
-
-def prewarm(tracking_uri=None, experiment=None) -> Prewarm:
-    """Start making the MLflow store in the background, for a search about to run trials.
-
-    Making a new local SQLite store (MLflow's default, or a ``sqlite:///`` ``tracking_uri``)
-    costs MLflow 1-1.5 s of CPU (its schema migrations) after importing its SQL store; a child
-    process does it while the trials run, on another core, and :func:`log_search` (given the
-    returned handle) finds it made. Nothing is started when the store exists already, or is
-    not a local SQLite file (a server, another database), or on a one-core machine: then there
-    is nothing to win. ``tracking_uri=None`` means MLflow's default, as in :func:`log_search`.
-
-    mlflow is not imported in this process: imported in a thread, it holds the interpreter
-    lock away from the trials (which then wait as long as the import takes) and inflates
-    their ``fit_seconds``.
-
-    The caller must end the returned :class:`Prewarm`: ``log_search(..., prewarm=handle)``
-    does, else ``handle.close()`` (or ``with prewarm(...) as handle:``). Ending it early
-    leaves no store, half-made or otherwise.
-    """
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri is None and "mlflow" in sys.modules:
-        uri = sys.modules["mlflow"].get_tracking_uri()  # a URI the program set
-    path = _new_sqlite_file(uri or _DEFAULT_STORE)
-    if path is None or (os.cpu_count() or 1) < 2:
-        return Prewarm()
-    scratch = os.path.join(os.path.dirname(os.path.abspath(path)),
-                           f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}")
-    try:
-        proc = _python("autoreg.tracking:_make_store", uri or "",
-                       experiment or DEFAULT_EXPERIMENT, scratch)
-    except OSError:
-        return Prewarm()  # no process to be had: log_search makes the store itself
-    return Prewarm(proc, scratch)
 
 
 _DEFAULT_STORE = "sqlite:///mlflow.db"  # MLflow 3's default store (if ./mlruns has no runs)
@@ -172,12 +230,66 @@ def _new_sqlite_file(uri: str) -> str | None:
     return None if path in ("", ":memory:") or os.path.exists(path) else path
 
 
-def _make_store() -> None:
-    """The body of :func:`prewarm`'s process: make the store and the experiment in a scratch
-    file, then give it the store's name unless someone made the store meanwhile."""
+def _record() -> None:
+    """The body of the :class:`Recorder` process. ``argv``: the tracking URI (``""``: MLflow's
+    default), the experiment and the scratch name for a new local store. It speaks one JSON
+    object a line on its stdout: the store it connected to (or the error), then the run id
+    (or the error) of the one result it reads from its stdin."""
+    import signal
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    talk = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what libraries print is not a message
+
+    def say(**message) -> None:
+        talk.write(json.dumps(message) + "\n")
+        talk.flush()
+
+    tracking_uri, experiment, scratch = (a or None for a in sys.argv[1:4])
+    drawer = None
+    with contextlib.suppress(Exception):  # else the pictures are drawn here
+        drawer = _python("autoreg.plots:_draw_server", talk=True)
+    try:
+        try:
+            if scratch:
+                _make_store(tracking_uri, experiment, scratch)
+            client, uri, exp_id = _connect(tracking_uri, experiment)
+        except TrackingError as exc:
+            return say(error=str(exc))
+        say(uri=uri, experiment_id=exp_id)
+        with contextlib.suppress(Exception):  # a head start only
+            from .mlflow_model import warm_up
+
+            warm_up()
+        line = sys.stdin.readline()
+        if not line:
+            return  # the search ended without a record to write
+        import pickle
+
+        with open(json.loads(line)["job"], "rb") as fh:
+            job = pickle.load(fh)
+        snapshot = job.pop("snapshot")
+        try:
+            with _Drawing(snapshot, drawer) as drawing:
+                drawer = None  # the drawing's now
+                run_id = _write(client, uri, exp_id, snapshot, drawing, **job)
+        except TrackingError as exc:
+            return say(error=str(exc))
+        say(run_id=run_id)
+        os._exit(0)  # all written: no need to wait for MLflow's teardown
+    finally:
+        if drawer is not None:
+            _ended(drawer, wait=0)
+
+
+def _make_store(tracking_uri, experiment, scratch) -> None:
+    """Make a new local SQLite store and the experiment in ``scratch``, then give it the
+    store's name unless someone made the store meanwhile: the store is whole or absent."""
     import mlflow
 
-    tracking_uri, experiment, scratch = sys.argv[1:4]
     path = _new_sqlite_file(tracking_uri or mlflow.get_tracking_uri())
     if path is None:
         return  # MLflow's default is another store (./mlruns), or it exists by now
@@ -234,7 +346,7 @@ def _dataset_input(settings: dict, schema: list | None):
 def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
                storage_url=None, log_trials: str = "front", register: str | None = None,
                schema: list | None = None, log_models: bool = True, once: bool = False,
-               prewarm: Prewarm | None = None) -> str:
+               recorder: Recorder | None = None) -> str:
     """Log ``result`` and return the parent run id. A resumed study reuses its parent run.
 
     The parent run holds the settings, ``front.csv``, ``trials.csv``, ``pareto.html``,
@@ -247,32 +359,82 @@ def log_search(result, settings: dict, *, tracking_uri=None, experiment=None,
     ``once``: skip the writing when this very front (same trials, same MLflow store) was
     logged already, as it is when several workers of one study finish together.
 
-    ``prewarm``: what :func:`prewarm` returned for this ``tracking_uri`` and ``experiment``;
-    it is waited for and closed here.
+    ``recorder``: the :class:`Recorder` started for this ``tracking_uri`` and ``experiment``
+    when the search began; it writes the record, and is ended here.
     """
     if log_trials not in LOG_TRIALS:
         raise AutoRegError(f"log_trials must be one of {', '.join(LOG_TRIALS)}, got "
                            f"{log_trials!r}")
-    with _log_lock(result, storage_url)(), _Drawing(result) as drawing:
-        # One process at a time writes a study's record, so that workers finishing together
-        # make one parent run and one child run per trial between them (and do not race to
-        # create the tables of a new local MLflow store).
-        client, uri, exp_id = _connect(tracking_uri, experiment, prewarm)
-        signature = _signature(result, uri, exp_id)
-        study_attrs = result.study.user_attrs
-        if once and study_attrs.get(LOGGED_ATTR) == signature \
-                and study_attrs.get("autoreg.mlflow_run_id"):
-            return study_attrs["autoreg.mlflow_run_id"]  # another worker logged this front
-        try:
-            run_id = _log(client, uri, exp_id, result, settings, storage_url, log_trials,
-                          register, schema, log_models, drawing)
-        except TrackingError:
-            raise
-        except Exception as exc:
-            raise TrackingError(f"MLflow at {redact(uri)} refused the record: "
-                                f"{type(exc).__name__}: {first_line(exc)}") from None
-        result.study.set_user_attr(LOGGED_ATTR, signature)
-        return run_id
+    job = dict(settings=settings, storage_url=storage_url, log_trials=log_trials,
+               register=register, schema=schema)
+    # One process at a time writes a study's record, so that workers finishing together make
+    # one parent run and one child run per trial between them (and do not race to create the
+    # tables of a new local MLflow store).
+    with _log_lock(result, storage_url)():
+        snapshot = _Snapshot(result, log_trials, log_models)
+        where = recorder.connected() if recorder is not None else None
+        if where is not None:
+            uri, exp_id = where
+            if once and _logged_already(result, uri, exp_id):
+                recorder.close(wait=0)
+                return result.study.user_attrs["autoreg.mlflow_run_id"]
+            run_id = recorder.log(snapshot, **job)
+            if run_id is not None:
+                return _keep(result, run_id, uri, exp_id)
+        if recorder is not None:
+            recorder.close(wait=0)  # it died: the record is written here
+        with _Drawing(snapshot) as drawing:  # drawn while this process opens MLflow
+            client, uri, exp_id = _connect(tracking_uri, experiment)
+            if once and _logged_already(result, uri, exp_id):
+                return result.study.user_attrs["autoreg.mlflow_run_id"]
+            run_id = _write(client, uri, exp_id, snapshot, drawing, **job)
+        return _keep(result, run_id, uri, exp_id)
+
+
+def _write(client, uri, exp_id, snapshot, drawing, **job) -> str:
+    try:
+        return _log(client, exp_id, snapshot, drawing=drawing, **job)
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(f"MLflow at {redact(uri)} refused the record: "
+                            f"{type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _logged_already(result, uri, exp_id) -> bool:
+    attrs = result.study.user_attrs
+    return attrs.get(LOGGED_ATTR) == _signature(result, uri, exp_id) \
+        and bool(attrs.get("autoreg.mlflow_run_id"))
+
+
+def _keep(result, run_id: str, uri: str, exp_id: str) -> str:
+    """The study's record of where its front went."""
+    study = result.study
+    study.set_user_attr("autoreg.mlflow_run_id", run_id)
+    study.set_user_attr("autoreg.tracking_uri", redact(uri))
+    study.set_user_attr(LOGGED_ATTR, _signature(result, uri, exp_id))
+    return run_id
+
+
+class _Snapshot:
+    """What the record shows of a result, without its study: the tables, the pick, each
+    logged trial's penalty and the front's model files. Picklable, for the :class:`Recorder`;
+    read where the study is."""
+
+    def __init__(self, result, log_trials: str, log_models: bool):
+        self.study_name = result.study_name
+        self.trials, self.front, self.failed = result.trials, result.front, result.failed
+        self.settings, self.objectives = result.settings, result.objectives
+        self.interrupted = bool(result.interrupted)
+        self._pick = result.pick() if len(result.front) else None
+        rows = result.trials if log_trials == "all" else result.front
+        self.penalties = {int(t): _penalty(result, int(t)) for t in rows["trial"]}
+        self.models = {int(t): result.model_bytes(int(t)) for t in result.front["trial"]} \
+            if log_models else {}
+
+    def pick(self):
+        """The pick by the default rule (None without a front)."""
+        return self._pick
 
 
 LOGGED_ATTR = "autoreg.logged"
@@ -296,9 +458,12 @@ def _log_lock(result, storage_url):
     return claim_lock(result.storage, storage_url, result.study_name, purpose="log")
 
 
-def _log(client, uri, exp_id, result, settings, storage_url, log_trials, register, schema,
-         log_models, drawing) -> str:
+def _log(client, exp_id, result, *, settings, storage_url, log_trials, register, schema,
+         drawing) -> str:
+    """Write the record of ``result`` (a :class:`_Snapshot`)."""
     from mlflow.entities import Metric, Param, RunTag
+
+    from .mlflow_model import URI_TAG, log_artifact
 
     study = result.study_name
     parent = _find_parent(client, exp_id, study)
@@ -307,12 +472,14 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
             STUDY_TAG: study, "autoreg.role": "search", "autoreg.version": __version__,
             "autoreg.storage": redact(storage_url) or "default",
             "autoreg.dataset": str(settings.get("dataset"))})
-        run_id = run.info.run_id
+        info = run.info
+        run_id = info.run_id
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in settings.items()])
         client.log_inputs(run_id, datasets=[_dataset_input(settings, schema)])
         children = {}
     else:
-        run_id = parent.info.run_id
+        info = parent.info
+        run_id = info.run_id
         client.update_run(run_id, status="RUNNING")
         children = {r.data.tags.get(TRIAL_TAG): r for r in client.search_runs(
             [exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=50000)}
@@ -325,14 +492,14 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
         for name, frame in (("front.csv", result.front), ("trials.csv", result.trials)):
             path = os.path.join(drawing.folder, name)
             frame.to_csv(path, index=False)
-            client.log_artifact(run_id, path)
+            log_artifact(client, info, path)
         front_trials = set(int(t) for t in result.front["trial"])
         rows = result.trials if log_trials == "all" else result.front
         pick_uri = None
         for _, row in rows.iterrows():
             trial = int(row["trial"])
             on_front = trial in front_trials
-            tags = {"recipe": row["recipe"], "technique": _penalty(result, trial),
+            tags = {"recipe": row["recipe"], "technique": result.penalties[trial],
                     "family": str(row.get("family", "linear")),
                     "pareto": str(on_front).lower(), "pick": str(trial == pick_trial).lower(),
                     TRIAL_TAG: str(trial)}
@@ -342,7 +509,7 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
                       if "." in k and not _missing(row[k])]
             child = children.get(str(trial))
             if child is None:
-                model = result.model_bytes(trial) if on_front and log_models else None
+                model = result.models.get(trial) if on_front else None
                 model_uri = _new_child(client, exp_id, run_id, row, tags, metrics, params,
                                        model, schema)
             else:
@@ -350,9 +517,10 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
                 client.log_batch(child.info.run_id, metrics=metrics,
                                  params=[p for p in params if p.key not in child.data.params],
                                  tags=[RunTag(k, v) for k, v in tags.items()])
-                model_uri = child.data.tags.get("autoreg.model_uri")
-                if on_front and log_models and model_uri is None:
-                    model_uri = _log_model(client, child.info.run_id, result, trial, schema)
+                model_uri = child.data.tags.get(URI_TAG)
+                if model_uri is None and result.models.get(trial) is not None and on_front:
+                    model_uri = _log_model(client, child.info.run_id, result.models[trial],
+                                           schema)
             if trial == pick_trial:
                 pick_uri = model_uri
         logged = set(rows["trial"].astype(int))
@@ -376,7 +544,7 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
             summary_tags.append(RunTag("pick_trial", str(pick_trial)))
         client.log_batch(run_id, metrics=summary, tags=summary_tags)
         for path in drawing.files():  # drawn meanwhile
-            client.log_artifact(run_id, path)
+            log_artifact(client, info, path)
         if register and pick_uri is not None:
             from .mlflow_model import register as register_model
 
@@ -393,18 +561,18 @@ def _log(client, uri, exp_id, result, settings, storage_url, log_trials, registe
         raise
     finally:
         client.set_terminated(run_id, status=status)
-    result.study.set_user_attr("autoreg.mlflow_run_id", run_id)
-    result.study.set_user_attr("autoreg.tracking_uri", redact(uri))
     return run_id
 
 
 class _Drawing:
-    """``pareto.html`` and ``pareto.png``, drawn in a child process while this one opens MLflow
-    and writes the runs: importing matplotlib and plotly and drawing take about a second,
-    hidden so on two cores. Drawn here instead on one core, or if that process fails. The
-    files (and the tables) go to ``folder``, a scratch folder removed on leaving."""
+    """``pareto.html`` and ``pareto.png``, drawn in another process while this one writes the
+    runs: importing matplotlib and plotly and drawing take about a second, hidden so on two
+    cores. ``drawer`` is such a process started earlier (the :class:`Recorder`'s, which has
+    its imports done by now); else one is started here. Drawn here instead on one core, or if
+    that process fails. The files (and the tables) go to ``folder``, a scratch folder removed
+    on leaving."""
 
-    def __init__(self, result):
+    def __init__(self, result, drawer=None):
         from . import plots
 
         self.result = result
@@ -412,11 +580,17 @@ class _Drawing:
         self._tmp = tempfile.TemporaryDirectory(prefix="autoreg-mlflow-")
         self.folder = self._tmp.name
         self._proc = None
-        if (os.cpu_count() or 1) > 1:
-            with contextlib.suppress(Exception):  # then drawn here
-                self._proc = self._start()
+        if drawer is None and (os.cpu_count() or 1) > 1:
+            with contextlib.suppress(OSError):
+                drawer = _python("autoreg.plots:_draw_server", talk=True)
+        if drawer is not None:
+            try:
+                self._send(drawer)
+                self._proc = drawer
+            except Exception:  # then drawn here
+                _ended(drawer, wait=0)
 
-    def _start(self):
+    def _send(self, drawer) -> None:
         import pickle
         import types
 
@@ -427,8 +601,8 @@ class _Drawing:
         path = os.path.join(self.folder, "result.pickle")
         with open(path, "wb") as fh:
             pickle.dump(stand_in, fh)
-        return _python("autoreg.plots:_write_files_from_pickle", path,
-                       "" if self.pick is None else str(self.pick))
+        drawer.stdin.write(f"{path}\t{'' if self.pick is None else self.pick}\n")
+        drawer.stdin.close()
 
     def files(self) -> list[str]:
         """The paths of the two files, once written."""
@@ -448,10 +622,12 @@ class _Drawing:
         self._tmp.cleanup()
 
 
-def _python(function: str, *args: str):
+def _python(function: str, *args: str, talk: bool = False):
     """A child Python process calling ``function`` (``"module:name"``) of this very autoreg,
     ``args`` in its ``sys.argv[1:]``; it gives up (exit code 1) if it would import another
-    copy of autoreg. Its output is dropped: when it fails, its caller does the work itself."""
+    copy of autoreg. With ``talk``, its stdin and stdout are text pipes to this process;
+    else it reads nothing. What it writes elsewhere is dropped: when it fails, its caller does
+    the work itself."""
     import autoreg
 
     module, name = function.split(":")
@@ -460,17 +636,24 @@ def _python(function: str, *args: str):
             f"import autoreg\n"
             f"if os.path.realpath(autoreg.__file__) != {here!r}: sys.exit(1)\n"
             f"from {module} import {name}; {name}()")
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pipe = subprocess.PIPE if talk else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=pipe, stdout=pipe,
+                            stderr=subprocess.DEVNULL, text=True)
 
 
 def _ended(proc, wait: float) -> int:
-    """``proc``'s exit code once it ended: it is given ``wait`` seconds, then killed."""
+    """``proc``'s exit code once it ended: it is given ``wait`` seconds, then killed. Its
+    pipes are closed."""
     try:
-        return proc.wait(timeout=wait)
+        code = proc.wait(timeout=wait)
     except subprocess.TimeoutExpired:
         proc.kill()
-        return proc.wait()
+        code = proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    return code
 
 
 def _hypervolume(result):
@@ -489,29 +672,27 @@ def _new_child(client, exp_id, parent_id, row, tags, metrics, params, model,
                columns) -> str | None:
     """Make the child run of ``row``, its tags given at creation, then its params and metrics
     in one batch; with ``model`` (the trial's compact export), that batch is the one that also
-    links the metrics to the logged model (see :func:`autoreg.mlflow_model.log_new_model`).
-    Returns the model's URI, or None without a model."""
+    links the metrics to the logged model and tags the run with its URI (see
+    :func:`autoreg.mlflow_model.log_new_model`). Returns the model's URI, or None without a
+    model."""
     trial = int(row["trial"])
-    child_id = client.create_run(exp_id, run_name=f"trial-{trial}-{row['recipe']}",
-                                 tags={"mlflow.parentRunId": parent_id, **tags}).info.run_id
+    child = client.create_run(exp_id, run_name=f"trial-{trial}-{row['recipe']}",
+                              tags={"mlflow.parentRunId": parent_id, **tags}).info
+    client.set_terminated(child.run_id)
     if model is None:
-        client.log_batch(child_id, metrics=metrics, params=params)
-        client.set_terminated(child_id)
+        client.log_batch(child.run_id, metrics=metrics, params=params)
         return None
     from .mlflow_model import log_new_model
 
-    client.set_terminated(child_id)
-    uri = log_new_model(client, exp_id, child_id, model, metrics=metrics, params=params,
-                        columns=columns)
-    client.set_tag(child_id, "autoreg.model_uri", uri)
-    return uri
+    return log_new_model(client, child, model, metrics=metrics, params=params,
+                         columns=columns, run_tags={})
 
 
-def _log_model(client, child_run_id: str, result, trial: int, schema) -> str | None:
-    from .mlflow_model import log_model
+def _log_model(client, child_run_id: str, model: bytes, schema) -> str | None:
+    from .mlflow_model import URI_TAG, log_model
 
-    uri = log_model(client, child_run_id, result.model_bytes(trial), columns=schema)
-    client.set_tag(child_run_id, "autoreg.model_uri", uri)
+    uri = log_model(client, child_run_id, model, columns=schema)
+    client.set_tag(child_run_id, URI_TAG, uri)
     return uri
 
 

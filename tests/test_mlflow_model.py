@@ -326,13 +326,17 @@ def test_a_copied_model_is_what_mlflow_saves(searches, client, run_id, tmp_path,
 def test_log_new_model_logs_the_runs_metrics_and_params_once(searches, client):
     data, _, _ = _pick(searches, "diabetes")
     exp = client.create_experiment(f"new-model-{uuid.uuid4().hex[:8]}")
-    rid = client.create_run(exp).info.run_id
+    info = client.create_run(exp).info
+    rid = info.run_id
     client.set_terminated(rid)
     metrics = [mlflow.entities.Metric("error", 0.5, 0, 0),
                mlflow.entities.Metric("size_bytes", 300.0, 0, 0)]
     params = [mlflow.entities.Param("l1.alpha", "0.1")]
-    uri = mlflow_model.log_new_model(client, exp, rid, data, metrics=metrics, params=params)
+    uri = mlflow_model.log_new_model(client, info, data, metrics=metrics, params=params,
+                                     run_tags={"pick": "true"})
     run = client.get_run(rid)
+    assert run.data.tags["autoreg.model_uri"] == uri and run.data.tags["pick"] == "true"
+    assert [a.path for a in client.list_artifacts(rid)] == ["model.autoreg"]
     assert run.data.metrics == {"error": 0.5, "size_bytes": 300.0}
     assert run.data.params == {"l1.alpha": "0.1"}
     assert len(client.get_metric_history(rid, "error")) == 1

@@ -253,8 +253,9 @@ def test_files_are_drawn_here_when_the_child_fails_or_on_one_core(result, monkey
 
     from autoreg import tracking
 
-    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    monkeypatch.setattr(tracking, "_python", lambda *args: failing)
+    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"],
+                               stdin=subprocess.PIPE, text=True)
+    monkeypatch.setattr(tracking, "_python", lambda *args, **kwargs: failing)
     with tracking._Drawing(result) as drawing:
         paths = [Path(p) for p in drawing.files()]
         assert [p.name for p in paths] == ["pareto.html", "pareto.png"]

@@ -1,9 +1,10 @@
-"""What MLflow logging costs a 200-trial search: no MLflow, the local store, an HTTP server.
+"""What MLflow logging costs a 200-trial search: none, a new or existing local store, a server.
 
 Each variant runs ``autoreg.search("diabetes", n_trials=200)`` in a fresh child process (its
 own folder and autoreg home). The search's time is split into the trials (``study.optimize``)
-and the MLflow record (``autoreg.tracking.log_search``: parent run, tables, plots, one child
-run and one pyfunc model per front trial). The HTTP variant starts a real ``mlflow server`` on
+and what the MLflow record adds after them (``autoreg.tracking.log_search``: parent run,
+tables, plots, one child run and one pyfunc model per front trial; its recorder process gets
+MLflow ready while the trials run). The HTTP variant starts a real ``mlflow server`` on
 a loopback port with a SQLite backend and served artifacts. Repetitions are interleaved.
 
     python tests/benchmarks/bench_mlflow.py             # 3 repetitions
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timers, emit, environment, median, run_child, table, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve()
-VARIANTS = ("none", "local", "http")
+#: ``local``: a new local store (the first search in a folder); ``existing``: a local store made
+#: before the search (every later one); ``http``: an ``mlflow server``.
+VARIANTS = ("none", "local", "existing", "http")
 
 
 def child(variant: str, trials: int, uri: str) -> None:
@@ -90,10 +93,15 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory(prefix="autoreg-bench-mlflow-") as tmp:
         proc, url = start_server(Path(tmp))
+        existing = f"sqlite:///{tmp}/existing.db"
+        subprocess.run([sys.executable, "-c", "from mlflow import MlflowClient; "
+                        f"MlflowClient({existing!r}).search_experiments()"], check=True,
+                       stderr=subprocess.DEVNULL)
         try:
             for rep in range(reps):
                 for variant in VARIANTS:
-                    uri = {"none": "-", "local": "-", "http": url}[variant]
+                    uri = {"none": "-", "local": "-", "existing": existing,
+                           "http": url}[variant]
                     env = {"MLFLOW_TRACKING_URI": url} if variant == "http" else None
                     r = run_child(HERE, [variant, str(trials), uri], env=env)
                     r["rep"] = rep
