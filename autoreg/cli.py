@@ -70,6 +70,8 @@ def cli(ctx, disable, modules):
 @click.option("--trials", default=SEARCH_DEFAULTS["trials"], show_default=True, type=int,
               help="Total trials of the study (a resumed study runs only the rest).")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option("--trial-timeout", type=float, metavar="SECONDS", help="Stop and fail a trial "
+              "that runs longer; the search goes on.")
 @click.option("--sampler", default="tpe", show_default=True,
               type=click.Choice(["tpe", "random"]),
               help="Optuna sampler (the Python API also takes a sampler object).")
@@ -101,7 +103,8 @@ def cli(ctx, disable, modules):
 @click.pass_obj
 def search(obj, data, target, task, techniques, families, hidden, groups_file, objectives,
            metric, validation,
-           test_size, trials, timeout, sampler, seed, no_paths, storage, study_name, artifacts,
+           test_size, trials, timeout, trial_timeout, sampler, seed, no_paths, storage,
+           study_name, artifacts,
            tracking_uri, experiment, no_mlflow, log_trials, register, jobs, max_size,
            min_sparsity, max_error, rule,
            tolerance, as_json):
@@ -119,7 +122,7 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
                   max_size=max_size, min_sparsity=min_sparsity, max_error=max_error,
                   disable_plugins=obj["disable"], plugins=obj["modules"], artifacts=artifacts,
                   hidden=hidden, groups=_read_groups(groups_file), log_trials=log_trials,
-                  register=register, paths=not no_paths,
+                  register=register, paths=not no_paths, trial_timeout=trial_timeout,
                   progress=not as_json and sys.stderr.isatty())
     with warnings.catch_warnings():
         # The command line says it itself, below, with the command that logs the study later.
@@ -144,7 +147,9 @@ def search(obj, data, target, task, techniques, families, hidden, groups_file, o
         click.echo(f"{result.running_elsewhere} trial(s) of this study are still running in "
                    "other workers; the last worker to finish logs the front to MLflow")
     elif result.mlflow_run_id:
-        click.echo(run_location(result.mlflow_run_id, tracking_uri))
+        # Where the record went, as the study keeps it (mlflow itself is not imported here).
+        click.echo(run_location(result.mlflow_run_id, tracking_uri
+                                or result.study.user_attrs.get("autoreg.tracking_uri")))
     elif result.tracking_error:
         click.echo(f"autoreg: warning: not logged to MLflow: {result.tracking_error}", err=True)
         click.echo("autoreg: the trials are safe in the study; log them when MLflow is back "
@@ -353,6 +358,13 @@ def front(study, storage, rule, tolerance, log, tracking_uri, experiment, log_tr
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def export(study, trial, output, storage, artifacts, as_json):
     """Write a trial's model of STUDY in the compact format (load with autoreg.load)."""
+    from .errors import UsageError
+
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):  # said before the study is opened
+        why = ("is not a folder; choose" if os.path.exists(folder)
+               else "does not exist; create it or choose")
+        raise UsageError(f"cannot write {output}: {folder} {why} another -o path")
     result = _open_result(study, storage, artifacts)
     if trial is None:
         trial = int(result.pick()["trial"])
@@ -361,7 +373,8 @@ def export(study, trial, output, storage, artifacts, as_json):
         with open(output, "wb") as fh:
             fh.write(data)
     except OSError as exc:
-        raise AutoRegError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}; choose a writable "
+                         "-o path") from None
     if as_json:
         click.echo(json.dumps({"study": study, "trial": trial, "path": output,
                                "size_bytes": len(data)}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,8 +67,7 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
             raise UsageError(f"y={y!r} looks like a column name; pass target={y!r}")
         if target is not None:
             if target not in data.columns:
-                raise DataError(f"target column {target!r} not found; columns are "
-                                f"{_preview(data.columns)}")
+                raise DataError(_no_such_column(target, data.columns))
             if y is not None:
                 raise UsageError("give either target= or y, not both")
             y = data[target]
@@ -75,7 +75,9 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
         data = data.copy()
         data.columns = [str(c) for c in data.columns]
         if data.columns.duplicated().any():
-            raise DataError("column names must be unique")
+            twice = data.columns[data.columns.duplicated()][0]
+            raise DataError(f"column names must be unique, but {twice!r} names more than one "
+                            "column; rename them")
         _check_finite_columns(data)
         X = data
     elif sp.issparse(data):
@@ -105,16 +107,20 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
             if X.ndim != 2:
                 raise DataError(f"X must be 2-dimensional, got shape {X.shape}")
             if np.isinf(X).any():
-                raise DataError("X holds infinite values")
+                raise DataError("X holds infinite values; replace them or drop those rows")
     if y is None:
-        raise UsageError("no target: pass y, or target= naming a column")
+        raise UsageError("no target: pass y, or target= naming a column (--target NAME)")
     y = _as_target(y)
     if len(y) != X.shape[0]:
-        raise DataError(f"X has {X.shape[0]} rows but y has {len(y)}")
+        raise DataError(f"X has {X.shape[0]} rows but y has {len(y)}; give one target value "
+                        "per row")
     if X.shape[0] < 2:
-        raise DataError(f"need at least 2 rows of data, got {X.shape[0]}")
+        raise DataError(f"need at least 2 rows of data, got {X.shape[0]}; add rows (a search "
+                        "holds some out to validate and test on)")
     if X.shape[1] < 1:
-        raise DataError("the data has no feature columns")
+        raise DataError("the data has no feature columns, only the target; add columns to "
+                        "learn from")
+    _check_informative(X)
     resolved, classes = detect_task(y, task)
     if resolved == "regression":
         y = _regression_target(y)
@@ -134,33 +140,79 @@ def _read_named(ref, target):
         if not path.suffix:
             raise DataError(f"no file and no built-in dataset named {text!r}; built-ins are "
                             f"{', '.join(sorted(datasets.BUILTIN))}")
-        raise DataError(f"file not found: {text}")
+        raise DataError(f"file not found: {text} (check the path, or name a built-in dataset "
+                        "such as diabetes)")
     if path.is_dir():
         raise DataError(f"{text} is a directory, not a CSV or Parquet file")
     suffixes = [x.lower() for x in path.suffixes]
-    if suffix == ".gz" and len(suffixes) > 1:  # data.csv.gz: read by its inner suffix
+    compressed = suffix == ".gz" and len(suffixes) > 1
+    if compressed:  # data.csv.gz: read by its inner suffix
         suffix = suffixes[-2]
         path_stem = Path(path.stem).stem
     else:
         path_stem = path.stem
+    if suffix not in (*_TEXT_SUFFIXES, ".parquet", ".pq"):
+        raise DataError(f"cannot read {text}: autoreg reads .csv, .tsv, .txt and .parquet "
+                        "files (optionally .gz); convert it to one of those")
     try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
+        if suffix in _TEXT_SUFFIXES:
+            df = _read_text(path, text, "\t" if suffix == ".tsv" else ",", compressed)
         else:
-            raise DataError(f"cannot read {text}: use a .csv or .parquet file")
+            df = pd.read_parquet(path)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
-        raise DataError(f"{text} is empty") from None
+        raise DataError(f"{text} is empty; it needs a header row and rows of data") from None
+    except UnicodeError:
+        raise DataError(f"cannot read {text}: it is not UTF-8 text; save it as UTF-8 "
+                        "(or as Parquet)") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"cannot read {text}: {_parser_reason(exc)}; every row needs the "
+                        "header's number of fields, and quotes must be closed") from None
     except Exception as exc:  # parsers raise many types; the user needs the file and the reason
-        reason = first_line(exc)
-        raise DataError(f"cannot read {text}: {reason}") from None
+        kind = "a CSV" if suffix in _TEXT_SUFFIXES else "a Parquet"
+        raise DataError(f"cannot read {text}: {first_line(exc)} (is it {kind} file?)") from None
     if target is None:
         raise UsageError(f"name the target column of {path.name} with --target "
                          f"(columns: {_preview(df.columns)})")
     return df, None, path_stem
+
+
+_TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+_OTHER_SEPARATORS = (";", "\t", "|")
+_SNIFF_BYTES = 1 << 16
+
+
+def _read_text(path: Path, text: str, sep: str, compressed: bool) -> pd.DataFrame:
+    """A delimited text file: UTF-8 (with or without a byte-order mark) or UTF-16 with one."""
+    encoding = "utf-8"
+    if not compressed:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            encoding = "utf-16"
+        elif head.startswith(b"PAR1"):
+            raise DataError(f"cannot read {text}: it is a Parquet file; name it .parquet")
+        elif head.startswith(b"\x1f\x8b"):
+            raise DataError(f"cannot read {text}: it is gzip-compressed; name it {text}.gz")
+        elif b"\x00" in head:
+            raise DataError(f"cannot read {text}: it holds binary data, not delimited text; "
+                            "give a CSV or Parquet file")
+    options = dict(encoding=encoding)
+    df = pd.read_csv(path, sep=sep, **options)
+    if df.shape[1] == 1:
+        # A file separated by something else reads as one column whose name holds the
+        # separators: read it again with the one that the header uses.
+        header = str(df.columns[0])
+        found = [s for s in _OTHER_SEPARATORS if s != sep and s in header]
+        if len(found) == 1:
+            df = pd.read_csv(path, sep=found[0], **options)
+    return df
+
+
+def _parser_reason(exc: Exception) -> str:
+    reason = first_line(exc)
+    return reason.removeprefix("Error tokenizing data. C error: ").rstrip(".")
 
 
 def _check_finite_columns(df: pd.DataFrame) -> None:
@@ -171,6 +223,51 @@ def _check_finite_columns(df: pd.DataFrame) -> None:
         if bad.any():
             raise DataError(f"column {floats.columns[int(np.argmax(bad))]!r} holds infinite "
                             "values; replace them or drop those rows")
+
+
+def _no_such_column(name: str, columns) -> str:
+    """Says which columns there are, and which one was probably meant."""
+    close = [str(c) for c in columns if str(c).strip().lower() == str(name).strip().lower()]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (f"target column {name!r} not found; {hint}columns are: {_preview(columns)} "
+            "(use --target NAME)")
+
+
+def _check_informative(X) -> None:
+    """Data in which no column varies cannot be learned from: say so now, not after a search
+    whose every model is the mean. (A constant column among useful ones is harmless: the
+    preprocessing scales it to zero.)"""
+    if sp.issparse(X):
+        # From the stored values alone (never densified): a column varies if it holds zeros
+        # and non-zeros, or non-zeros that differ.
+        nonzero = X.data != 0
+        cols, values = X.indices[nonzero], X.data[nonzero]
+        counts = np.bincount(cols, minlength=X.shape[1])
+        if ((counts > 0) & (counts < X.shape[0])).any():
+            return
+        low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+        np.minimum.at(low, cols, values)
+        np.maximum.at(high, cols, values)
+        if (high > low).any():
+            return
+    elif isinstance(X, pd.DataFrame):
+        for col in range(X.shape[1]):
+            values = X.iloc[:, col]
+            # A missing number is imputed (so it tells nothing); a missing category is a
+            # category of its own.
+            numeric = pd.api.types.is_numeric_dtype(values.dtype)
+            try:
+                if values.nunique(dropna=numeric) > 1:
+                    return
+            except TypeError:  # unhashable cells: categories by their text, so they may vary
+                return
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            if (np.nanmax(X, axis=0) > np.nanmin(X, axis=0)).any():
+                return
+    raise DataError(f"no feature column varies: all {X.shape[1]} are constant or empty, so "
+                    "there is nothing to learn from; check the data (or --target)")
 
 
 def _preview(cols) -> str:
@@ -202,12 +299,14 @@ def _as_target(y) -> np.ndarray:
         missing = pd.isna(y)
     elif np.issubdtype(y.dtype, np.number):
         if np.isinf(y).any():
-            raise DataError("the target holds infinite values")
+            raise DataError(f"the target holds {int(np.isinf(y).sum())} infinite value(s); drop "
+                        "those rows or replace the values")
         missing = np.isnan(y) if np.issubdtype(y.dtype, np.floating) else np.zeros(len(y), bool)
     else:
         missing = pd.isna(y)
     if missing.any():
-        raise DataError(f"the target has {int(missing.sum())} missing values; drop those rows")
+        raise DataError(f"the target has {int(missing.sum())} missing value(s); drop those "
+                        "rows or fill them in")
     return y
 
 
@@ -215,7 +314,18 @@ def _regression_target(y: np.ndarray) -> np.ndarray:
     try:
         return np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError("task is regression but the target is not numeric") from None
+        example = next((v for v in y if not _is_number(v)), None)
+        raise DataError(f"task is regression but the target is not numeric (it holds "
+                        f"{str(example)!r}); use --task classification, or a numeric "
+                        "target") from None
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def detect_task(y: np.ndarray, task: str = "auto") -> tuple[str, np.ndarray | None]:
@@ -232,11 +342,12 @@ def detect_task(y: np.ndarray, task: str = "auto") -> tuple[str, np.ndarray | No
             return "regression", None
     if len(classes) < 2:
         only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
-        raise DataError(f"the target has a single class ({only!r}); "
-                        "classification needs at least two")
+        raise DataError(f"the target has a single class ({only!r}); classification needs "
+                        "at least two: check that --target names the right column")
     kind = "binary" if len(classes) == 2 else "multiclass"
     if task in ("binary", "multiclass") and task != kind:
-        raise DataError(f"task {task!r} asked for, but the target has {len(classes)} classes")
+        raise DataError(f"task {task!r} asked for, but the target has {len(classes)} classes; "
+                        f"use --task {kind} or --task auto")
     return kind, classes
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 import numpy as np
 
 from . import data as data_mod
+from . import timelimit
 from ._version import __version__
 from .errors import DataError, StudyError, Terminated, UsageError, first_line
 from .families import FAMILIES
@@ -27,7 +28,7 @@ from .prep import Prep
 from .registry import load_techniques
 from .result import SearchResult
 from .space import SearchSpace
-from .storage import ModelStore, open_storage
+from .storage import ModelStore, open_storage, storage_fault, storage_faults
 from .technique import CompressContext
 
 SAMPLERS = ("tpe", "random")
@@ -208,7 +209,9 @@ class WarmStarts:
 
     def __init__(self, keep: int = 32):
         self.keep = keep
-        self._seen: dict[tuple, tuple[list, list]] = {}
+        # Vector and fit as one pair: a trial stopped by its time limit mid-``add`` leaves no
+        # half-entry behind.
+        self._seen: dict[tuple, list[tuple[list, object]]] = {}
 
     @staticmethod
     def _vector(params: dict) -> list[float]:
@@ -216,12 +219,12 @@ class WarmStarts:
                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
     def nearest(self, key: tuple, params: dict):
-        vectors, fits = self._seen.get(key, ((), ()))
-        if not fits:
+        seen = self._seen.get(key)
+        if not seen:
             return None
         vec = self._vector(params)
         best, best_d = None, math.inf
-        for v, fit in zip(vectors, fits, strict=True):
+        for v, fit in seen:
             if len(v) == len(vec):
                 d = sum((a - b) ** 2 for a, b in zip(v, vec, strict=True))
                 if d < best_d:
@@ -229,18 +232,19 @@ class WarmStarts:
         return best
 
     def add(self, key: tuple, params: dict, fitted) -> None:
-        vectors, fits = self._seen.setdefault(key, ([], []))
-        vectors.append(self._vector(params))
-        fits.append(fitted)
-        del vectors[: -self.keep], fits[: -self.keep]
+        seen = self._seen.setdefault(key, [])
+        seen.append((self._vector(params), fitted))
+        del seen[: -self.keep]
 
 
 class Objective:
     """Fits and measures one recipe per trial."""
 
     def __init__(self, ws: Workspace, space: SearchSpace, metric: Metric, objectives,
-                 models: ModelStore, study_key: str, constraints: dict, seed: int = 0):
+                 models: ModelStore, study_key: str, constraints: dict, seed: int = 0,
+                 trial_timeout: float | None = None):
         self.ws, self.space, self.metric = ws, space, metric
+        self.trial_timeout = trial_timeout
         self.objectives, self.models, self.study_key = objectives, models, study_key
         self.constraints = constraints
         ds = ws.dataset
@@ -252,7 +256,7 @@ class Objective:
         try:
             return self._run(trial)
         except Exception as exc:
-            trial.set_user_attr("fail_reason", _fail_reason(exc))
+            trial.set_user_attr("fail_reason", _fail_reason(exc, self.space.registered))
             raise
 
     def _fit(self, family, recipe, ctx, key, X, y, X_val=None, y_val=None, fold_fits=()):
@@ -261,9 +265,14 @@ class Objective:
                           if recipe.penalty is not None and k.startswith(recipe.penalty.name + ".")}
         warm_key = (key, recipe.family, recipe.penalty.name if recipe.penalty else "none",
                     tuple(t.name for t in recipe.training))
-        fitted = family.train(recipe, ctx, X, y, X_val, y_val,
-                              init=self.warm.nearest(warm_key, penalty_params),
-                              fold_fits=fold_fits)
+        trainers = ([recipe.penalty] if recipe.penalty is not None else []) + recipe.training
+        with _blaming(trainers):
+            fitted = family.train(recipe, ctx, X, y, X_val, y_val,
+                                  init=self.warm.nearest(warm_key, penalty_params),
+                                  fold_fits=fold_fits)
+            if not all(np.all(np.isfinite(w)) for w in family.weights(fitted)):
+                raise FloatingPointError("the fit gave non-finite weights (NaN or inf): it "
+                                         "diverged")
         self.warm.add(warm_key, penalty_params, fitted)
         trained = fitted
         for tech in recipe.compression:
@@ -277,15 +286,17 @@ class Objective:
             cctx = CompressContext(family=recipe.family, task=self.ws.dataset.task,
                                    seed=self.seed, fine_tune=fine_tune)
             before = family.get_weights(fitted)
-            after = tech.compress(family.get_weights(fitted), cctx)
-            _check_compressed(tech.name, before, after)
+            with _blaming([tech]):
+                after = tech.compress(family.get_weights(fitted), cctx)
+                _check_compressed(tech.name, before, after)
             fitted = family.set_weights(state["fit"], after)
         return fitted, trained
 
     def _run(self, trial):
         recipe = self.space.sample(trial)
-        values, attrs, constraints = self.evaluate(
-            recipe, ModelStore.artifact_id(self.study_key, trial.number))
+        with _blaming(recipe):
+            values, attrs, constraints = self.evaluate(
+                recipe, ModelStore.artifact_id(self.study_key, trial.number))
         trial.set_user_attr("autoreg", attrs)
         for key, value in constraints.items():
             trial.set_constraint(key, value)
@@ -293,37 +304,51 @@ class Objective:
 
     def evaluate(self, recipe, artifact: str) -> tuple[list, dict, dict]:
         """Fit and measure ``recipe``; store its model as ``artifact``. Returns the objective
-        values, the ``autoreg`` trial attributes and the constraint values."""
+        values, the ``autoreg`` trial attributes and the constraint values.
+
+        The per-trial time limit covers all the fitting and measuring: every fold, the refit on
+        all rows, compression and the export; not the storage writes around them.
+        """
         ws = self.ws
         family = FAMILIES[recipe.family]
         ctx = ws.contexts[recipe.family]
         t0 = time.perf_counter()
         fold_errors, fold_fits, fitted = [], [], None
-        for i, fold in enumerate(ws.folds):
-            fctx = dataclasses.replace(
-                family.fold_context(ctx, fold.X_train, fold.y_train, fold.groups),
-                feature_scale=ws.fold_preps[i].feature_scale())
-            fitted, trained = self._fit(family, recipe, fctx, i, fold.X_train, fold.y_train,
-                                        fold.X_val, fold.y_val)
-            fold_fits.append(trained)
-            decision = family.decision(fitted, fold.X_val)
-            fold_errors.append(self.metric.loss(fold.y_val, decision[:, 0] if self.n_out == 1
-                                                else decision))
-        error = float(np.mean(fold_errors))
-        if not math.isfinite(error):
-            raise FloatingPointError("the validation error is not finite (the fit diverged)")
-        se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
-            if len(fold_errors) > 1 else float("nan")
-        if len(ws.folds) > 1 or family.refit_after_holdout:
-            fitted, _ = self._fit(family, recipe, ctx, "full", ws.X_full, ws.y_full,
-                                  fold_fits=fold_fits)
-            prep = ws.prep
-        else:
-            # The model measured on the holdout rows is the model shipped.
-            prep = ws.fold_preps[0]
-        fit_seconds = time.perf_counter() - t0
-        model = family.predictor(fitted, prep, ws.dataset.task, ws.dataset.classes)
-        blob = model.to_bytes()
+        with timelimit.time_limit(self.trial_timeout) as check:
+            for i, fold in enumerate(ws.folds):
+                fctx = dataclasses.replace(
+                    family.fold_context(ctx, fold.X_train, fold.y_train, fold.groups),
+                    feature_scale=ws.fold_preps[i].feature_scale())
+                fitted, trained = self._fit(family, recipe, fctx, i, fold.X_train,
+                                            fold.y_train, fold.X_val, fold.y_val)
+                fold_fits.append(trained)
+                # A diverged fit is reported below, not as numpy's overflow warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    decision = family.decision(fitted, fold.X_val)
+                    if not np.all(np.isfinite(decision)):
+                        raise FloatingPointError("the model's predictions on the validation "
+                                                 "rows are not finite (NaN or inf): the fit "
+                                                 "diverged")
+                    fold_errors.append(self.metric.loss(
+                        fold.y_val, decision[:, 0] if self.n_out == 1 else decision))
+                check()
+            error = float(np.mean(fold_errors))
+            if not math.isfinite(error):
+                raise FloatingPointError("the validation error is not finite (the fit "
+                                         "diverged)")
+            se = float(np.std(fold_errors, ddof=1) / math.sqrt(len(fold_errors))) \
+                if len(fold_errors) > 1 else float("nan")
+            if len(ws.folds) > 1 or family.refit_after_holdout:
+                fitted, _ = self._fit(family, recipe, ctx, "full", ws.X_full, ws.y_full,
+                                      fold_fits=fold_fits)
+                prep = ws.prep
+            else:
+                # The model measured on the holdout rows is the model shipped.
+                prep = ws.fold_preps[0]
+            fit_seconds = time.perf_counter() - t0
+            model = family.predictor(fitted, prep, ws.dataset.task, ws.dataset.classes)
+            blob = model.to_bytes()
+            check()
         self.models.put(artifact, blob)
         measured = {
             "error": error,
@@ -372,7 +397,8 @@ class Objective:
             recipe = self.space.sample(_Given(params))
             artifact = f"{self.study_key}-path{added:04d}.autoreg"
             try:
-                values, attrs, constraints = self.evaluate(recipe, artifact)
+                with _blaming(recipe):
+                    values, attrs, constraints = self.evaluate(recipe, artifact)
                 trial = optuna.trial.create_trial(
                     params=params, distributions=distributions, values=values,
                     user_attrs={"autoreg": attrs}, constraints=constraints or None)
@@ -380,7 +406,7 @@ class Objective:
                 trial = optuna.trial.create_trial(
                     state=optuna.trial.TrialState.FAIL, params=params,
                     distributions=distributions,
-                    user_attrs={"fail_reason": _fail_reason(exc)})
+                    user_attrs={"fail_reason": _fail_reason(exc, self.space.registered)})
             study.add_trial(trial)
             added += 1
             if on_point is not None:
@@ -388,9 +414,75 @@ class Objective:
         return added
 
 
-def _fail_reason(exc: Exception) -> str:
-    """Why a trial failed, as its ``fail_reason`` attribute records it."""
-    return f"{type(exc).__name__}: {first_line(exc)}"[:500]
+def _fail_reason(exc: Exception, registered=None) -> str:
+    """Why a trial failed, as its ``fail_reason`` attribute records it: what happened and in
+    which technique (or recipe), e.g. ``ValueError: boom (technique 'boomer')``."""
+    text = first_line(exc) if isinstance(exc, timelimit.TrialTimeout) \
+        else f"{type(exc).__name__}: {first_line(exc)}"
+    where = _culprit(exc, registered or {})
+    if where and where not in text:
+        text = f"{text[:400]} ({where})"
+    return text[:500]
+
+
+#: The exception attribute naming the techniques (or the recipe) that were running.
+_BLAME_ATTR = "autoreg_blame"
+
+
+@contextlib.contextmanager
+def _blaming(what):
+    """Mark an exception from the block with ``what`` (techniques, or a recipe) unless an
+    inner block marked it already."""
+    try:
+        yield
+    except BaseException as exc:  # also the time limit's interruption
+        if getattr(exc, _BLAME_ATTR, None) is None:
+            with contextlib.suppress(Exception):  # an exception type that takes no attributes
+                setattr(exc, _BLAME_ATTR, what)
+        raise
+
+
+def _culprit(exc: BaseException, registered: dict) -> str | None:
+    """``technique 'name'`` for the technique whose code raised ``exc``, else the one (or the
+    recipe) that was running; None if unknown.
+
+    The traceback tells first: the innermost frame inside a technique's method or its
+    plugin's module (an estimator class the plugin defines, say). ``exc``'s causes count too:
+    a :class:`~autoreg.timelimit.TrialTimeout` is caused by the interruption inside the trial.
+    """
+    import traceback
+
+    from .technique import Technique
+
+    chain = []
+    while exc is not None and exc not in chain and len(chain) < 5:
+        chain.append(exc)
+        exc = exc.__cause__
+    modules: dict[str, list[str]] = {}
+    for name, reg in registered.items():
+        modules.setdefault(reg.technique.__module__, []).append(name)
+    found = None
+    for link in chain:
+        for frame, _ in traceback.walk_tb(link.__traceback__):
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, Technique) and owner.name in registered:
+                found = owner.name
+            elif len(modules.get(frame.f_globals.get("__name__"), ())) == 1:
+                found = modules[frame.f_globals["__name__"]][0]
+    if found is not None:
+        return f"technique {found!r}"
+    blamed = next((getattr(link, _BLAME_ATTR) for link in reversed(chain)
+                   if getattr(link, _BLAME_ATTR, None) is not None), None)
+    if isinstance(blamed, list) and len(blamed) == 1:
+        return f"technique {blamed[0].name!r}"
+    if isinstance(blamed, list) and blamed:
+        return "techniques " + ", ".join(repr(t.name) for t in blamed)
+    techniques = getattr(blamed, "techniques", None)  # a recipe
+    if techniques and len(techniques) == 1:
+        return f"technique {techniques[0]!r}"
+    if techniques:
+        return f"recipe {blamed.name!r}"
+    return None
 
 
 #: Points per penalty path: at most, and the fewest worth a path (below it, the sampler alone).
@@ -476,7 +568,14 @@ def _open_study(storage, study_name, settings, objectives, sampler):
     except optuna.exceptions.DuplicatedStudyError:
         # Another worker created it between our look and our create.
         return _load_existing(storage, study_name, settings, sampler, wait=30.0), True
-    study.set_user_attr(SETTINGS_ATTR, settings)
+    try:
+        study.set_user_attr(SETTINGS_ATTR, settings)
+    except Exception:
+        # A study without its settings could never be resumed ("not made by autoreg"):
+        # take it back if the storage lets us.
+        with contextlib.suppress(Exception):
+            optuna.delete_study(study_name=study.study_name, storage=storage)
+        raise
     return study, False
 
 
@@ -505,24 +604,52 @@ def _load_existing(storage, study_name, settings, sampler, wait: float = 0.0):
     return study
 
 
+def _check_trial_timeout(seconds) -> float | None:
+    """The per-trial time limit as a positive number of seconds (or None); warns where it
+    cannot interrupt a running trial."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"trial_timeout must be a positive number of seconds, got {seconds!r}")
+    if not timelimit.interrupts():
+        where = ("this platform has no SIGALRM" if not hasattr(signal, "SIGALRM")
+                 else "the search runs outside the main thread")
+        warnings.warn(f"autoreg: the per-trial time limit cannot interrupt a trial here "
+                      f"({where}): a trial over {seconds:g} s is failed only once it ends",
+                      RuntimeWarning, stacklevel=3)
+    return float(seconds)
+
+
 def search(data=None, y=None, *, target=None, task="auto", techniques=None, families=None,
            objectives=("error", "sparsity", "size"), metric=None, validation="auto",
            n_trials=100, timeout=None, storage=None, study_name=None, tracking_uri=None,
            experiment=None, n_jobs=1, seed=0, sampler="tpe", test_size=0.2, max_size=None,
            min_sparsity=None, max_error=None, groups=None, hidden=None, disable_plugins=(),
            plugins=(), artifacts=None, log_mlflow=True, log_trials="front", register=None,
-           progress=False, paths=True) -> SearchResult:
+           progress=False, paths=True, trial_timeout=None) -> SearchResult:
     """Search regularization recipes on ``data`` and return the Pareto front.
 
     See the README for every argument; the names follow autoreg's design contract.
+
+    ``trial_timeout`` (seconds) stops a trial whose fitting and measuring (every fold, the
+    refit, compression) runs longer, fails it with the reason ``exceeded the per-trial time
+    limit of N s`` and goes on with the next. It interrupts Python code and sleeps at once;
+    native code that never returns to the interpreter (one long solver call) only when it
+    returns. It needs ``SIGALRM`` and the main thread: elsewhere (Windows, a search run in
+    another thread) a warning says that an over-long trial is failed only once it ends.
     """
     import optuna
 
     objectives = check_objectives(objectives)
+    trial_timeout = _check_trial_timeout(trial_timeout)
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise UsageError(f"n_trials must be a positive whole number, got {n_trials!r}")
-    if timeout is not None and not timeout > 0:
+    if timeout is not None and (not isinstance(timeout, (int, float))
+                                or isinstance(timeout, bool) or not timeout > 0):
         raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise UsageError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or not 1 <= n_jobs <= 256:
         raise UsageError(f"n_jobs must be a whole number of worker processes from 1 to 256, "
                          f"got {n_jobs!r}")
@@ -537,6 +664,10 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         raise UsageError(f"register needs a model name, got {register!r}")
     if register is not None and not log_mlflow:
         raise UsageError("register needs MLflow logging; drop --no-mlflow / log_mlflow=False")
+    if log_mlflow:
+        from .tracking import check_uri
+
+        check_uri(tracking_uri)  # a malformed one fails now, not after every trial has run
     sampler_obj = _sampler(sampler, seed)
     build = dict(target=target, task=task, techniques=techniques, families=families,
                  objectives=objectives, metric=metric, validation=validation, seed=seed,
@@ -546,30 +677,33 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                  disable_plugins=disable_plugins, plugins=plugins)
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
     recorder = None
-    if log_mlflow and n_jobs < (os.cpu_count() or 1):
-        from .tracking import Recorder
-
-        # Another process gets MLflow ready while the trials run (on a core they leave free),
-        # then writes the record.
-        recorder = Recorder(tracking_uri, experiment)
     try:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+        models = ModelStore(artifacts)  # a folder that cannot be made fails before any study
         store = open_storage(storage)
+        from . import workers
+
+        if workers.server_dialect(store) is None:
+            with workers.file_lock(workers.lock_path(storage)):
+                pass  # a claim lock that cannot be taken fails here, before a study is made
         study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
         key = _study_key(study.study_name)
-        models = ModelStore(artifacts)
         study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
-        objective = Objective(ws, space, metric, objectives, models, key, constraints, seed)
+        objective = Objective(ws, space, metric, objectives, models, key, constraints, seed,
+                              trial_timeout)
 
         from . import workers
 
         claim = workers.claim_lock(store, storage, study.study_name)
         joined = _join(study, claim)
-        if joined and recorder is not None:
-            # A process joining a study rarely writes its record (the last to finish does):
-            # its trials get the core back.
-            recorder.close(wait=0)
-            recorder = None
+        if log_mlflow and n_jobs < (os.cpu_count() or 1) \
+                and not (joined and workers.running_elsewhere(study)):
+            from .tracking import Recorder
+
+            # Another process gets MLflow ready while the trials run, on a core they leave
+            # free, then writes the record. (A process joining others at work on a study
+            # rarely writes it: the last to finish does, then in-process.)
+            recorder = Recorder(tracking_uri, experiment)
         if joined and isinstance(sampler, str):
             # Processes joining one study sample apart; the first (a lone search) keeps --seed.
             study.sampler = _sampler(sampler, seed + joined)
@@ -597,7 +731,8 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                     _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, bar,
                                   data, y, dict(build, n_trials=n_trials, timeout=timeout,
                                                 storage=storage, study_name=study.study_name,
-                                                artifacts=str(models.root)))
+                                                artifacts=str(models.root),
+                                                trial_timeout=trial_timeout))
                 elif remaining and workers.server_dialect(store):
                     # Other machines may be running this study too: claim trials one at a time under
                     # the database's lock, so that together they stop at the budget.
@@ -621,7 +756,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
             workers.reap(study)  # local workers stopped with this one
         result = SearchResult(study, store=store, models=models, storage_url=storage)
         if not result.trials.shape[0]:
-            raise StudyError(_all_failed_message(result))
+            raise StudyError(_all_failed_message(result, space.registered))
         result.measure_test_error(ws, metric)
         result.test_index = ws.test_idx
         result.interrupted = interrupted is not None
@@ -649,9 +784,16 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                               RuntimeWarning, stacklevel=2)
         result.resumed = resumed
         return result
+    except Exception as exc:
+        fault = storage_fault(exc, storage)
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         if recorder is not None:
-            recorder.close(wait=0)  # ended already when it wrote the record
+            # Ended already when it wrote the record; else (an error, Ctrl-C) given a moment
+            # to mark a record it was writing as failed.
+            recorder.close(wait=2.0)
 
 
 class _Tagged:
@@ -694,6 +836,10 @@ def _build(data, y, *, target, task, techniques, families, objectives, metric, v
                                             ("max_error", max_error)) if v is not None}
     if "min_sparsity" in constraints and not 0 <= constraints["min_sparsity"] <= 1:
         raise UsageError("min_sparsity is a fraction between 0 and 1")
+    if constraints.get("max_size", 1) <= 0:
+        raise UsageError(f"max_size must be a positive number of bytes, got {max_size!r}")
+    if constraints.get("max_error", 0) < 0:
+        raise UsageError(f"max_error must be zero or more, got {max_error!r}")
     registered = load_techniques(disable=disable_plugins, modules=plugins)
     ds = data_mod.load(data, y, target=target, task=task)
     space = SearchSpace(registered, ds.task, families, techniques)
@@ -900,23 +1046,24 @@ def _work(objective, *, n_trials, timeout, storage, study_name, seed, sampler) -
     from . import workers
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    store = open_storage(storage)
-    study = optuna.load_study(study_name=study_name, storage=store)
-    claim = workers.claim_lock(store, storage, study_name)
-    study.sampler = _sampler(sampler, seed + _join(study, claim))
-    with workers.limit_threads():
-        workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim)
+    with storage_faults(storage):
+        store = open_storage(storage)
+        study = optuna.load_study(study_name=study_name, storage=store)
+        claim = workers.claim_lock(store, storage, study_name)
+        study.sampler = _sampler(sampler, seed + _join(study, claim))
+        with workers.limit_threads():
+            workers.run_trials(study, objective, n_trials, timeout=timeout, lock=claim)
 
 
 def worker(index: int, data, y, *, n_trials, timeout, storage, study_name, artifacts,
-           **build) -> None:
+           trial_timeout=None, **build) -> None:
     """One spawned worker of a parallel search: the same workspace, its own sampler seed."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     ds, space, metric, ws, settings, constraints = _build(data, y, **build)
     objective = Objective(ws, space, metric, build["objectives"], ModelStore(artifacts),
-                          _study_key(study_name), constraints, build["seed"])
+                          _study_key(study_name), constraints, build["seed"], trial_timeout)
     _work(objective, n_trials=n_trials, timeout=timeout, storage=storage,
           study_name=study_name, seed=build["seed"], sampler=build["sampler"])
 
@@ -963,13 +1110,33 @@ def _groups_label(groups) -> str:
     return "user:" + hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _all_failed_message(result) -> str:
+def _all_failed_message(result, registered=None) -> str:
+    """One line on why no trial completed: the failures grouped by reason, most frequent
+    first, and what to do about them."""
     failed = result.failed
     if failed.empty:
         return "the search finished no trial (was the timeout too short?)"
     reasons = failed["reason"].value_counts()
-    top = "; ".join(f"{n}x {r}" for r, n in reasons.head(3).items())
-    return f"all {len(failed)} trials failed: {top}"
+    text = f"all {len(failed)} trials failed: " + "; ".join(
+        f"{n} x {r}" for r, n in reasons.head(3).items())
+    if len(reasons) > 3:
+        text += f"; and {len(reasons) - 3} other reasons"
+    registered = registered or {}
+    named = {n for r in reasons.index
+             for n in re.findall(r"(?:technique|recipe) '([a-z0-9_+]+)'", r)}
+    named.update(n for r in reasons.index
+                 for group in re.findall(r"techniques ((?:'[a-z0-9_]+'(?:, )?)+)", r)
+                 for n in re.findall(r"'([a-z0-9_]+)'", group))
+    techs = sorted({t for n in named for t in n.split("+") if t in registered})
+    plugins = sorted({registered[t].plugin for t in techs})
+    advice = []
+    if plugins:
+        advice.append(f"to search without {'it' if len(techs) == 1 else 'them'}: "
+                      + " ".join(f"--disable-plugin {p}" for p in plugins)
+                      + " (or leave " + ", ".join(map(repr, techs)) + " out of --techniques)")
+    if any(r.startswith("exceeded the per-trial time limit") for r in reasons.index):
+        advice.append("to give each trial more time, raise --trial-timeout")
+    return "; ".join([text, *advice])
 
 
 class _Progress:

@@ -86,11 +86,17 @@ class Metric:
         try:
             value = self.loss(y, decision)
         except Exception as exc:
-            raise UsageError(f"metric {self.name!r} does not fit a {self.task} task: "
-                             f"{first_line(exc)}"
-                             ) from None
+            raise UsageError(f"metric {self.name!r} does not fit a {self.task} task "
+                             f"({first_line(exc)}); {_metric_hint(self.task)}") from None
         if not np.isfinite(value) and self.name != "log_loss":
-            raise UsageError(f"metric {self.name!r} gives no finite value for a {self.task} task")
+            raise UsageError(f"metric {self.name!r} gives no finite value for a {self.task} "
+                             f"task; {_metric_hint(self.task)}")
+
+
+def _metric_hint(task: str) -> str:
+    if task == "regression":
+        return "use rmse, r2 or neg_mean_absolute_error"
+    return "use log_loss, accuracy" + (" or roc_auc" if task == "binary" else "")
 
 
 def sparsity(weights: list[np.ndarray]) -> float:
@@ -106,13 +112,19 @@ def directions(objectives) -> list[str]:
 
 
 def check_objectives(objectives) -> tuple[str, ...]:
+    if isinstance(objectives, str):  # "error,size" means two objectives, not ten letters
+        objectives = [o.strip() for o in objectives.split(",") if o.strip()]
     objectives = tuple(objectives)
+    if not objectives:
+        raise UsageError(f"no objectives given; choose among {', '.join(OBJECTIVES)}")
     bad = [o for o in objectives if o not in OBJECTIVES]
-    if bad or not objectives:
-        raise UsageError(f"unknown objective {bad[0] if bad else ''!r}; choose among "
+    if bad:
+        raise UsageError(f"unknown objective {bad[0]!r}; choose among "
                          f"{', '.join(OBJECTIVES)}")
     if "error" not in objectives:
-        raise UsageError("the objectives must include error")
+        raise UsageError(f"the objectives must include error, got {', '.join(objectives)}; "
+                         "add error (e.g. error,size)")
     if len(set(objectives)) != len(objectives):
-        raise UsageError("an objective is listed twice")
+        twice = next(o for o in objectives if objectives.count(o) > 1)
+        raise UsageError(f"objective {twice!r} is listed twice; list each objective once")
     return objectives

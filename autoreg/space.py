@@ -86,6 +86,15 @@ class _Given:
         return self._answer(name, CategoricalDistribution(choices))
 
 
+def _names(value):
+    """A list of names as given: ``"l1,l2"`` is two names, not five letters."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
 class SearchSpace:
     """Recipes for the chosen families and task, built from the registered techniques.
 
@@ -96,10 +105,14 @@ class SearchSpace:
 
     def __init__(self, registered: dict[str, Registered], task: str, families=None,
                  techniques=None):
-        families = tuple(families) if families else ("linear",)
+        families, techniques = _names(families), _names(techniques)
+        families = families or ("linear",)
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise UsageError(f"unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+        if len(set(families)) != len(families):
+            twice = next(f for f in families if families.count(f) > 1)
+            raise UsageError(f"family {twice!r} is listed twice; list each family once")
         if techniques is None:
             wanted = set(registered) | {"none"}
         else:
@@ -109,7 +122,8 @@ class SearchSpace:
                 raise UsageError(f"unknown technique {unknown[0]!r}; available: none, "
                                  f"{', '.join(registered)} (see autoreg plugins)")
             if not wanted:
-                raise UsageError("no techniques given")
+                raise UsageError("no techniques given; name at least one (see autoreg plugins), "
+                                 "or leave the option out to search them all")
             if not any(registered[t].technique.stage == "penalty" for t in wanted - {"none"}):
                 wanted.add("none")
         self.task = task
@@ -139,12 +153,16 @@ class SearchSpace:
         # Asked for by name and of no use here: say so. (By default, all that fit are used.)
         for name in sorted(wanted - usable) if techniques is not None else ():
             tech = registered[name].technique
-            why = (f"supports {', '.join(tech.tasks)}" if task not in tech.tasks
-                   else f"acts on {', '.join(tech.families)}")
+            if task not in tech.tasks:
+                why = f"supports {', '.join(tech.tasks)} only; leave it out of --techniques"
+            else:
+                why = (f"acts on {', '.join(tech.families)} only; add --family "
+                       f"{tech.families[0]} or leave it out of --techniques")
             raise UsageError(f"technique {name!r} cannot be used on a {task} task with family "
                              f"{', '.join(families)}: it {why}")
         if not self.penalties:
-            raise UsageError("no technique fits this task and family")
+            raise UsageError(f"no technique fits a {task} task with family "
+                             f"{', '.join(families)}; see autoreg plugins for what each supports")
         self.families = tuple(f for f in families if f in self.penalties)
 
     def _params(self, trial, tech: type[Technique], family: str) -> dict:

@@ -182,6 +182,9 @@ class Technique:
 
     Class attributes describe the technique; an instance holds one trial's parameters, which
     ``__init__`` stores as attributes of the same names (scikit-learn style).
+
+    A method that raises, gives non-finite weights or outlasts the per-trial time limit fails
+    only the trial it runs in; the trial's reason names the technique.
     """
 
     #: Unique lower-case name, used in recipes (``l2+pruning``) and in parameter names

@@ -1,10 +1,11 @@
 """MLflow record of a search: one parent run per study, one child run per front trial.
 
 All MLflow work happens here, once per search, after the trials: none of it is on the
-per-trial path. mlflow is imported only when this module runs (and by :func:`prewarm`, in a
-process of its own). Two child processes take slow parts off the record's wall time: one
-makes a new local store while the trials run (:func:`prewarm`), one draws the pictures while
-the runs are written (:class:`_Drawing`); when either fails, the work is done here.
+per-trial path, and the search process itself does not import mlflow where another core can.
+A :class:`Recorder` process starts with the search: it imports mlflow, makes or opens the
+store and warms the first model save while the trials run, then writes the record of the
+result it is handed (:func:`log_search`). The pictures are drawn by one more process
+(:class:`_Drawing`) while the runs are written. When a process fails, its work is done here.
 """
 
 from __future__ import annotations
@@ -89,6 +90,46 @@ def _connect(tracking_uri, experiment, warm=None):
     except Exception as exc:
         where = redact(tracking_uri) or "the default store"
         raise TrackingError(f"cannot reach MLflow at {where}: {first_line(exc)}") from None
+
+
+#: Tracking URI schemes MLflow's own stores take (a plain folder path needs none).
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
+                    "databricks", "databricks-uc", "uc")
+
+
+def check_uri(uri) -> None:
+    """Refuse a tracking URI that cannot work (:class:`UsageError`), before a search runs: an
+    unknown scheme, ``sqlite:`` without ``///`` or in a folder that does not exist, ``http``
+    without a host. It only reads the URI (mlflow is not imported); a store that cannot be
+    reached is found when the record is written."""
+    import re
+    from urllib.parse import urlsplit
+
+    from .errors import UsageError
+
+    if uri is None:
+        return
+    if not isinstance(uri, str) or not uri.strip():
+        raise UsageError(f"tracking URI must be a non-empty string, got {uri!r}")
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*):", uri)
+    if match is None or len(match.group(1)) == 1:  # no scheme, or a Windows drive letter
+        return  # a folder path: MLflow's file store
+    scheme = match.group(1).lower()
+    if scheme.split("+")[0] not in TRACKING_SCHEMES:
+        raise UsageError(f"unsupported tracking URI {redact(uri)}: use sqlite:///path/mlflow.db, "
+                         "http(s)://host:port, a database URL or a folder")
+    if scheme == "sqlite":
+        path = _new_sqlite_file(uri) if uri.startswith("sqlite:///") else None
+        if not uri.startswith("sqlite:///"):
+            raise UsageError(f"tracking URI {redact(uri)} needs three slashes: "
+                             "sqlite:///path/mlflow.db")
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise UsageError(f"tracking URI {redact(uri)}: folder {folder} does not exist; "
+                             "create it or choose another --tracking-uri")
+    elif scheme in ("http", "https") and not urlsplit(uri).hostname:
+        raise UsageError(f"tracking URI {redact(uri)} names no host: use "
+                         f"{scheme}://host:port")
 
 
 # -- the recorder process ----------------------------------------------------------------------
@@ -255,7 +296,8 @@ def _record() -> None:
     try:
         try:
             if scratch:
-                _make_store(tracking_uri, experiment, scratch)
+                with contextlib.suppress(Exception):  # else _connect makes it, or says why not
+                    _make_store(tracking_uri, experiment, scratch)
             client, uri, exp_id = _connect(tracking_uri, experiment)
         except TrackingError as exc:
             return say(error=str(exc))
@@ -708,11 +750,14 @@ def _missing(value) -> bool:
 
 
 def run_location(run_id: str, tracking_uri=None) -> str:
-    """A line telling the user where to look at the run."""
-    import mlflow
+    """A line telling the user where to look at the run (``tracking_uri``: where it was
+    logged; None: MLflow's current tracking URI, which costs importing mlflow)."""
+    uri = tracking_uri
+    if not uri:
+        import mlflow
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
+        uri = mlflow.get_tracking_uri()
     if uri.startswith("http"):
-        return f"MLflow run {run_id}: {uri.rstrip('/')}/#/experiments/-/runs/{run_id}"
+        return f"MLflow run {run_id}: {redact(uri).rstrip('/')}/#/experiments/-/runs/{run_id}"
     return (f"MLflow run {run_id} in {redact(uri)} "
             f"(view: mlflow ui --backend-store-uri {redact(uri)})")

@@ -258,8 +258,16 @@ def lock_path(storage: str | None, purpose: str = "claim") -> Path:
 def file_lock(path: Path):
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    from .errors import StudyError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise StudyError(f"cannot take the lock file {path}: {exc.strerror or exc}; autoreg "
+                         "makes it beside the storage file, so that folder must be writable "
+                         "(or use --storage elsewhere)") from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -8,20 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from clirun import run
 
 import autoreg
-from autoreg.cli import main
-
-
-def run(capsys, *argv):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -116,7 +105,7 @@ def test_unwritable_export_path(capsys, csv_path, tmp_path):
     run(capsys, "search", str(csv_path), "--target", "target", "--trials", "3", "--study", "w",
         "--no-mlflow")
     code, _, err = run(capsys, "export", "w", "-o", str(tmp_path / "no" / "dir" / "m.autoreg"))
-    assert code == 1 and "cannot write" in err
+    assert code == 2 and "cannot write" in err and "does not exist" in err
 
 
 def test_console_script_and_no_traceback(tmp_path):
@@ -125,7 +114,8 @@ def test_console_script_and_no_traceback(tmp_path):
                            "search", "nope.parquet", "--target", "y"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "autoreg: error: file not found: nope.parquet"
+    assert proc.stderr.strip() == ("autoreg: error: file not found: nope.parquet (check the "
+                                   "path, or name a built-in dataset such as diabetes)")
 
 
 def test_json_output_loads_numbers(capsys):

@@ -203,11 +203,11 @@ def write(path, text: str):
     (lambda p: write(p / "header.csv", "a,b,y\n"), {"target": "y"}, DataError,
      "at least 2 rows of data, got 0"),
     (lambda p: write(p / "t.csv", "a,b\n1,2\n3,4\n"), {"target": "price"}, DataError,
-     "target column 'price' not found; columns are a, b"),
+     "target column 'price' not found; columns are: a, b"),
     (lambda p: write(p / "t.csv", "a,b\n1,2\n3,4\n"), {}, UsageError, "--target"),
     (lambda p: p, {"target": "y"}, DataError, "is a directory"),
     (lambda p: write(p / "data.xlsx", "a,b\n1,2\n"), {"target": "b"}, DataError,
-     "use a .csv or .parquet file"),
+     "reads .csv, .tsv, .txt and .parquet files"),
     (lambda p: write(p / "data.json", "{}"), {"target": "b"}, DataError, "cannot read"),
     (lambda p: write(p / "bad.parquet", "not parquet"), {"target": "b"}, DataError,
      "cannot read .*bad.parquet"),
@@ -235,7 +235,7 @@ def test_bad_paths_and_files(tmp_path, make, kwargs, error, message):
     (pd.DataFrame({"a": [1.0, np.inf, 2.0], "t": [1.0, 2.0, 3.5]}), None, {"target": "t"},
      DataError, "column 'a' holds infinite values"),
     (pd.DataFrame({"a": [1.0, 2.0], "t": [1.0, 2.0]}), None, {"target": "nope"}, DataError,
-     "target column 'nope' not found; columns are a, t"),
+     "target column 'nope' not found; columns are: a, t"),
     (pd.DataFrame({"a": [1.0, 2.0], "t": [1.0, 2.0]}), [1.0, 2.0], {"target": "t"}, UsageError,
      "either target= or y"),
     (pd.DataFrame({"a": [1.0, 2.0], "t": [1.0, 2.0]}), None, {}, UsageError, "no target"),
@@ -254,3 +254,41 @@ def test_bad_arrays_and_targets(X, y, kwargs, error, message):
 def test_errors_are_value_errors_for_sklearn_style_callers():
     with pytest.raises(ValueError):
         data.load(X30, np.ones(30), task="binary")
+
+
+# -- files as they come -------------------------------------------------------------------------
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_with_another_separator_is_read_by_it(frame, tmp_path, sep):
+    plain, other = tmp_path / "plain.csv", tmp_path / "other.csv"
+    frame.to_csv(plain, index=False)
+    frame.to_csv(other, index=False, sep=sep)
+    got = data.load(other, target="price")
+    assert list(got.X.columns) == ["x1", "x2", "colour"]
+    assert got.digest == data.load(plain, target="price").digest
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_byte_order_mark_is_read(frame, tmp_path, encoding):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(frame.to_csv(index=False).encode(encoding))
+    assert list(data.load(path, target="price").X.columns) == ["x1", "x2", "colour"]
+
+
+def test_constant_and_empty_columns_next_to_useful_ones_are_kept(frame):
+    ds = data.load(frame.assign(const=1.0, empty=np.nan, label="same"), target="price")
+    assert ds.n_columns == 6
+
+
+@pytest.mark.parametrize("extra", [{}, {"task": "regression"}])
+def test_no_varying_column_is_refused(extra):
+    frame = pd.DataFrame({"a": [1.0] * 6, "b": [np.nan] * 6, "c": ["k"] * 6,
+                          "t": [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]})
+    with pytest.raises(DataError, match="no feature column varies: all 3 are constant or empty"):
+        data.load(frame, target="t", **extra)
+    with pytest.raises(DataError, match="no feature column varies"):
+        data.load(sp.csr_matrix((6, 3)), np.arange(6.0))
+
+
+def test_a_target_in_another_case_is_suggested(frame):
+    with pytest.raises(DataError, match="did you mean 'price'"):
+        data.load(frame, target="Price")

@@ -203,9 +203,9 @@ def test_failing_technique_is_recorded_and_search_goes_on(tiny_regression, tmp_p
     result = autoreg.search(X, y, techniques=["boom", "l1"], plugins=["raising_fit_plugin"],
                             n_trials=12, log_mlflow=False)
     assert len(result.failed) >= 1
-    assert (result.failed["reason"] == "RuntimeError: boom cannot fit").all()
+    assert (result.failed["reason"] == "RuntimeError: boom cannot fit (technique 'boom')").all()
     assert len(result.trials) + len(result.failed) == 12
-    with pytest.raises(StudyError, match="all 4 trials failed: 4x RuntimeError: boom"):
+    with pytest.raises(StudyError, match="all 4 trials failed: 4 x RuntimeError: boom"):
         autoreg.search(X, y, techniques=["boom"], plugins=["raising_fit_plugin"], n_trials=4,
                        log_mlflow=False)
 
