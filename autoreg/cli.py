@@ -369,6 +369,10 @@ def export(study, trial, output, storage, artifacts, as_json):
     if trial is None:
         trial = int(result.pick()["trial"])
     data = result.model_bytes(trial)
+    from .export import loads
+    from .model import from_export
+
+    from_export(*loads(data))  # a damaged or replaced model file is refused, not passed on
     try:
         with open(output, "wb") as fh:
             fh.write(data)
@@ -393,7 +397,10 @@ def export(study, trial, output, storage, artifacts, as_json):
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 def ui(tracking_uri, study, storage, host, port, dry_run):
     """Start the MLflow UI on a search's tracking store, bound to 127.0.0.1 by default."""
+    import shlex
+
     from .errors import UsageError
+    from .storage import redact
 
     if tracking_uri is None and study is not None:
         tracking_uri = _open_result(study, storage, None).study.user_attrs.get(
@@ -403,27 +410,34 @@ def ui(tracking_uri, study, storage, host, port, dry_run):
 
         tracking_uri = mlflow.get_tracking_uri()
     if tracking_uri.startswith(("http://", "https://")):
-        click.echo(f"that store is an MLflow server already: open {tracking_uri}")
+        click.echo(f"that store is an MLflow server already: open {redact(tracking_uri)}")
         return
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
-    # The MLflow of this environment, whether or not its script is on PATH.
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host",
-           host, "--port", str(port)]
+    # The MLflow of this environment, whether or not its script is on PATH, started without
+    # the working directory on sys.path (as "-m mlflow" would put it: an mlflow.py there would
+    # run). The store goes in the environment: a command line is readable by any local user.
+    cmd = [sys.executable, "-c", _RUN_MLFLOW, "ui", "--host", host, "--port", str(port)]
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": tracking_uri}
     if dry_run:
-        click.echo(" ".join(cmd))
+        click.echo(f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact(tracking_uri))} "
+                   f"{shlex.join(cmd)}")
         return
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"autoreg: warning: the UI will listen on {host}, reachable from the "
                    "network", err=True)
     click.echo(f"MLflow UI on http://{'localhost' if host == '127.0.0.1' else host}:{port} "
-               f"for {tracking_uri} (Ctrl-C to stop)")
+               f"for {redact(tracking_uri)} (Ctrl-C to stop)")
     sys.stdout.flush()
     try:
         # MLflow takes this process over, so signals reach it (and it stops its own workers).
-        os.execv(sys.executable, cmd)
+        os.execve(sys.executable, cmd, env)
     except OSError as exc:
         raise AutoRegError(f"cannot start the MLflow UI: {exc}") from None
+
+
+_RUN_MLFLOW = ("import sys; sys.path[:] = [p for p in sys.path if p]; "
+               "from mlflow.cli import cli; cli.main(prog_name='mlflow')")
 
 
 def main(argv=None) -> None:

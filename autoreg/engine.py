@@ -979,7 +979,7 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
             for i in range(1, n_jobs):
                 err = os.path.join(tmp, f"worker-{i}.err")
                 with open(err, "wb") as fh:
-                    proc = subprocess.Popen([sys.executable, "-m", "autoreg.workers", payload,
+                    proc = subprocess.Popen([sys.executable, "-c", _RUN_WORKER, payload,
                                              str(i)], env=env, stdout=subprocess.DEVNULL,
                                             stderr=fh)
                 proc.err_path = err
@@ -1020,6 +1020,12 @@ def _run_parallel(study, objective, n_jobs, n_trials, timeout, store, storage, b
         warnings.warn(f"autoreg: {len(errors)} of {n_jobs - 1} worker processes failed "
                       f"({errors[0] or 'no message'}); the others finished the budget",
                       RuntimeWarning, stacklevel=3)
+
+
+# What a spawned worker runs: "python -m autoreg.workers" would put the working directory
+# first on sys.path (a numpy.py there would run); the caller's sys.path comes with the job.
+_RUN_WORKER = ("import sys; sys.path[:] = [p for p in sys.path if p]; "
+               "from autoreg.workers import _main; sys.exit(_main(sys.argv[1:]))")
 
 
 def _last_line(path: str) -> str:

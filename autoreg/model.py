@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import export
-from .errors import DataError, ExportFormatError
+from .errors import DataError, ExportFormatError, UsageError
 
 # Loading a model needs numpy alone: pandas and scipy are imported only when the input to
 # predict is a DataFrame or a sparse matrix, which means the caller has them loaded anyway.
@@ -196,9 +196,14 @@ class LinearPredictor:
         return export.dumps(self.meta, self.tensors)
 
     def save(self, path) -> int:
+        """Write the compact export to ``path``; return its size in bytes."""
         data = self.to_bytes()
-        with open(path, "wb") as fh:
-            fh.write(data)
+        try:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable "
+                             "path") from None
         return len(data)
 
     # -- predicting -----------------------------------------------------------------------

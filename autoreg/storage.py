@@ -30,11 +30,18 @@ def default_storage() -> str:
     return str(home() / "studies.journal")
 
 
+# A URL's user information runs from its scheme to the last "@": a password may hold "@", ":"
+# or "/" unencoded, and the user name may be empty.
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):.*@", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&;](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
 def redact(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with any password replaced by ``***``: the one in its user information
+    (``user:password@``) and a ``password=`` query parameter."""
     if url is None:
         return None
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(url))
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1:***@", str(url)))
 
 
 def _without_password(text: str) -> str:

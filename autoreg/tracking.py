@@ -172,10 +172,15 @@ class Recorder:
         if (os.cpu_count() or 1) < 2:
             return  # nothing to win: the work would take the trials' core
         try:
-            self._proc = _python("autoreg.tracking:_record", uri or "",
-                                 experiment or DEFAULT_EXPERIMENT, self._scratch or "",
-                                 talk=True)
+            self._proc = _python("autoreg.tracking:_record", talk=True)
+            # Its settings go to its stdin, not its command line, which any local user can
+            # read (``ps``): the tracking URI may hold a password.
+            self._proc.stdin.write(json.dumps([uri or "", experiment or DEFAULT_EXPERIMENT,
+                                               self._scratch or ""]) + "\n")
+            self._proc.stdin.flush()
         except OSError:
+            if self._proc is not None:
+                _ended(self._proc, wait=0)
             self._proc = None  # no process to be had: log_search writes the record itself
 
     @property
@@ -289,7 +294,7 @@ def _record() -> None:
         talk.write(json.dumps(message) + "\n")
         talk.flush()
 
-    tracking_uri, experiment, scratch = (a or None for a in sys.argv[1:4])
+    tracking_uri, experiment, scratch = (a or None for a in json.loads(sys.stdin.readline()))
     drawer = None
     with contextlib.suppress(Exception):  # else the pictures are drawn here
         drawer = _python("autoreg.plots:_draw_server", talk=True)
@@ -674,7 +679,10 @@ def _python(function: str, *args: str, talk: bool = False):
 
     module, name = function.split(":")
     here = os.path.realpath(autoreg.__file__)
-    code = (f"import os, sys; sys.path.append({os.path.dirname(os.path.dirname(here))!r})\n"
+    # "python -c" puts the working directory first on sys.path: a data folder's plotly.py or
+    # mlflow.py would run in place of the real one. Removed before anything is imported.
+    code = (f"import os, sys; sys.path[:] = [p for p in sys.path if p]\n"
+            f"sys.path.append({os.path.dirname(os.path.dirname(here))!r})\n"
             f"import autoreg\n"
             f"if os.path.realpath(autoreg.__file__) != {here!r}: sys.exit(1)\n"
             f"from {module} import {name}; {name}()")

@@ -55,8 +55,10 @@ def raw_file(header, tail: bytes = b"") -> bytes:
     return export.MAGIC + struct.pack("<I", len(body)) + body + tail
 
 
-def assert_same(got: np.ndarray, want: np.ndarray) -> None:
-    want = canonical(want)
+def assert_same(got: np.ndarray, want) -> None:
+    """``got`` holds exactly the bits ``want`` stands for (a Quantized tensor: its float32
+    values ``codes * scales``)."""
+    want = want.dequantize() if isinstance(want, export.Quantized) else canonical(want)
     assert got.dtype == want.dtype
     assert got.shape == want.shape
     assert got.tobytes() == want.tobytes()
@@ -64,7 +66,10 @@ def assert_same(got: np.ndarray, want: np.ndarray) -> None:
 
 # -- strategies ---------------------------------------------------------------------------------
 dtypes = st.sampled_from(DTYPES).map(np.dtype)
-shapes = hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=24)
+FLOATS = {"float16": "uint16", "float32": "uint32", "float64": "uint64"}
+# Up to 2-d with long sides, or 3-d with short ones (a 24**3 tensor is slow to draw).
+shapes = (hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=24)
+          | hnp.array_shapes(min_dims=3, max_dims=3, min_side=0, max_side=6))
 
 
 @st.composite
@@ -89,7 +94,61 @@ def sparse_arrays(draw):
     return flat.reshape(shape)
 
 
-tensor_dicts = st.dictionaries(st.text(min_size=1, max_size=8), dense_arrays() | sparse_arrays(),
+def _random_values(rng, dtype: np.dtype, n: int) -> np.ndarray:
+    """``n`` values of ``dtype`` from uniformly random bits: for floats every bit pattern may
+    come up (NaNs with any payload and sign, infinities, subnormals, -0.0)."""
+    if dtype == np.bool_:
+        return rng.integers(0, 2, n).astype(bool)
+    bits = np.dtype(FLOATS.get(dtype.name, dtype.name))
+    raw = rng.integers(0, 2 ** (8 * bits.itemsize), n, dtype=np.uint64)
+    return raw.astype(bits).view(dtype)
+
+
+@st.composite
+def bit_pattern_arrays(draw):
+    """Dense float tensors whose elements are arbitrary bit patterns."""
+    dtype = np.dtype(draw(st.sampled_from(sorted(FLOATS))))
+    shape = draw(shapes)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return _random_values(rng, dtype, math.prod(shape)).reshape(shape)
+
+
+@st.composite
+def density_arrays(draw):
+    """Any dtype and shape (1-d to 3-d) with a drawn fraction of non-zeros: none, all, or any
+    fraction between; the non-zeros are random bit patterns (NaN payloads included)."""
+    dtype = draw(dtypes)
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=40).filter(
+        lambda s: math.prod(s) <= 4000))
+    density = draw(st.sampled_from([0.0, 1.0]) | st.floats(0, 1))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    size = math.prod(shape)
+    values = _random_values(rng, dtype, size)
+    zero = values == 0  # 0 and -0.0: replace by a non-zero so the density is as drawn
+    values[zero] = np.ones(1, dtype)[0]
+    keep = rng.random(size) < density
+    return np.where(keep, values, np.zeros(1, dtype)[0]).astype(dtype).reshape(shape)
+
+
+@st.composite
+def quantized_tensors(draw):
+    """Quantized tensors made directly from codes and scales: every width, 1-d to 3-d (empty
+    sides included), any density of non-zero codes, any finite float32 scales (negative,
+    zero, -0.0 and subnormal too; small enough that 127 times one is a float32: up to 2**120)."""
+    bits = draw(st.sampled_from(export.QUANT_BITS))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=12))
+    qmax = 2 ** (bits - 1) - 1
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    density = draw(st.sampled_from([0.0, 1.0]) | st.floats(0, 1))
+    codes = rng.integers(1, qmax + 1, shape) * rng.choice([-1, 1], shape)
+    codes = np.where(rng.random(shape) < density, codes, 0).astype(np.int8)
+    scales = draw(hnp.arrays(np.float32, shape[-1], elements=st.floats(
+        -2**120, 2**120, width=32)))
+    return export.Quantized(codes, scales, bits)
+
+
+tensor_dicts = st.dictionaries(st.text(min_size=1, max_size=8),
+                               dense_arrays() | sparse_arrays() | quantized_tensors(),
                                max_size=4)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 2**70) | st.text(max_size=6)
@@ -139,6 +198,50 @@ def test_several_named_tensors_round_trip_in_order(tensors):
     assert list(back) == list(tensors)
     for name, arr in tensors.items():
         assert_same(back[name], arr)
+
+
+@FAST
+@given(arr=bit_pattern_arrays())
+def test_any_float_bit_pattern_round_trips_exactly(arr):
+    """NaN payloads and signs, infinities and subnormals come back bit for bit; only -0.0
+    becomes +0.0, as the format documents."""
+    _, tensors = export.loads(export.dumps({}, {"w": arr}))
+    assert_same(tensors["w"], arr)
+    nan = np.isnan(arr)
+    assert tensors["w"][nan].tobytes() == arr[nan].tobytes()
+
+
+@FAST
+@given(arr=density_arrays())
+def test_tensors_of_any_density_round_trip_in_their_smallest_encoding(arr):
+    buf = export.dumps({}, {"w": arr})
+    _, tensors = export.loads(buf)
+    assert_same(tensors["w"], arr)
+    entry = header_of(buf)["tensors"]["w"]
+    sizes = encoding_sizes(arr)
+    assert sizes[entry[0]] == min(sizes.values())
+    if not arr.size or np.count_nonzero(arr) == arr.size:
+        assert entry[0] == "d"  # nothing to gain from a sparse encoding
+    elif not np.count_nonzero(arr):
+        assert entry[0] in ("c", "b") and entry[3] == 0
+
+
+@FAST
+@given(q=quantized_tensors(), meta=st.dictionaries(st.text(max_size=5).filter(
+    lambda k: k != "tensors"), json_values, max_size=3))
+def test_quantized_tensors_round_trip_through_dumps_and_loads(q, meta):
+    buf = export.dumps(meta, {"q": q, "d": np.arange(3.0)})
+    meta_back, tensors = export.loads(buf)
+    assert meta_back == meta
+    assert list(tensors) == ["q", "d"]
+    out = tensors["q"]
+    assert out.dtype == np.float32 and out.shape == q.shape
+    assert out.tobytes() == q.dequantize().tobytes()
+    entry = header_of(buf)["tensors"]["q"]
+    assert entry[0] in ("q", "qb") and entry[3] == q.bits
+    # Packed at the bit width: the codes cost bits/8 bytes each at most, plus the scales.
+    n_scales = q.shape[-1]
+    assert len(export.encode_tensor(q)[1]) <= 4 * n_scales + (q.codes.size * q.bits + 7) // 8
 
 
 @pytest.mark.parametrize("density,expected", [(0.0, "c"), (0.003, "c"), (0.3, "b"), (1.0, "d")])
@@ -374,3 +477,89 @@ def test_loading_a_model_never_calls_pickle(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "load", forbidden)
     loaded = autoreg.load(tmp_path / "m.autoreg")
     np.testing.assert_array_equal(loaded.predict(X), predictor.predict(X))
+
+
+# -- damaged model files ------------------------------------------------------------------------
+def _model_files() -> list[bytes]:
+    """A linear regression over a frame with a categorical column, a quantized multiclass
+    linear model and a quantized mlp: the model files a search writes."""
+    import pandas as pd
+
+    from autoreg.model_mlp import MLPPredictor
+    from autoreg.prep import Prep
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.standard_normal(30), "b": rng.standard_normal(30),
+                          "city": rng.choice(["oslo", "rome"], 30)})
+    frame.loc[::5, "a"] = np.nan
+    prep = Prep().fit(frame)
+    X = rng.standard_normal((30, 4))
+    prep_x = Prep().fit(X)
+    w = rng.standard_normal((4, 3)) * (rng.random((4, 3)) < 0.6)
+    return [
+        model.LinearPredictor.from_fit(prep, rng.standard_normal((prep.n_features, 1)),
+                                       np.array([0.5]), "regression").to_bytes(),
+        model.LinearPredictor.from_fit(prep_x, export.quantize(w, 4), np.zeros(3), "multiclass",
+                                       ["x", "y", "z"]).to_bytes(),
+        MLPPredictor.from_fit(prep_x, [export.quantize(w, 8), rng.standard_normal((3, 1))],
+                              [np.zeros(3), np.zeros(1)], "binary", [0, 1]).to_bytes(),
+    ]
+
+
+MODEL_FILES = _model_files()
+
+
+def from_export_or_format_error(buf: bytes) -> None:
+    """Reading a damaged model file either gives a predictor or raises ExportFormatError."""
+    try:
+        predictor = model.from_export(*export.loads(buf))
+    except ExportFormatError:
+        return
+    assert hasattr(predictor, "predict")
+
+
+def test_the_model_files_load():
+    for buf in MODEL_FILES:
+        assert model.from_export(*export.loads(buf)).n_features_used > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(which=st.sampled_from(range(len(MODEL_FILES))), data=st.data())
+def test_damaged_model_files_raise_only_export_format_error(which, data):
+    buf = bytearray(MODEL_FILES[which])
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        buf[pos] = data.draw(st.integers(0, 255))
+    from_export_or_format_error(bytes(buf))
+    cut = data.draw(st.integers(0, len(MODEL_FILES[which]) - 1))
+    with pytest.raises(ExportFormatError):
+        model.from_export(*export.loads(MODEL_FILES[which][:cut]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(which=st.sampled_from(range(len(MODEL_FILES))), data=st.data(), value=json_values)
+def test_model_headers_with_a_wrong_value_raise_only_export_format_error(which, data, value):
+    """Any header field (top level, or one level down) given any JSON value."""
+    meta, tensors = export.loads(MODEL_FILES[which])
+    key = data.draw(st.sampled_from(sorted(meta)))
+    if isinstance(meta[key], dict) and meta[key] and data.draw(st.booleans()):
+        meta[key] = {**meta[key], data.draw(st.sampled_from(sorted(meta[key]))): value}
+    elif isinstance(meta[key], list) and meta[key] and data.draw(st.booleans()):
+        meta[key] = [value, *meta[key][1:]]
+    else:
+        meta[key] = value
+    from_export_or_format_error(export.dumps(meta, tensors))
+
+
+@settings(max_examples=150, deadline=None)
+@given(which=st.sampled_from(range(len(MODEL_FILES))), data=st.data(),
+       arr=dense_arrays() | quantized_tensors())
+def test_model_tensors_of_the_wrong_shape_or_type_raise_only_export_format_error(which, data,
+                                                                                 arr):
+    meta, tensors = export.loads(MODEL_FILES[which])
+    name = data.draw(st.sampled_from(sorted(tensors)))
+    if data.draw(st.booleans()):
+        tensors[name] = arr
+    else:
+        del tensors[name]
+    from_export_or_format_error(export.dumps(meta, tensors))

@@ -90,3 +90,83 @@ def test_random_bytes_never_escape_as_other_errors(data, bits, sparse):
         export.decode_tensor(entry, data)
     except ExportFormatError:
         pass
+
+
+# -- quantized weights in model files -----------------------------------------------------------
+@st.composite
+def quantized_fits(draw):
+    """A fitted preprocessing, quantized weights (linear, or a two-layer mlp) and raw rows."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_features = draw(st.integers(1, 8))
+    n_out = draw(st.sampled_from([1, 3]))
+    bits = draw(st.sampled_from(export.QUANT_BITS))
+    X = rng.standard_normal((30, n_features)) * rng.uniform(0.01, 100, n_features)
+    X[rng.random(X.shape) < 0.05] = np.nan  # missing values are imputed by the file
+    density = draw(st.floats(0, 1))
+    w = rng.standard_normal((n_features, n_out)) * (rng.random((n_features, n_out)) < density)
+    mlp = draw(st.booleans())
+    return X, export.quantize(w, bits), n_out, mlp, rng
+
+
+@settings(max_examples=40, deadline=None)
+@given(fit=quantized_fits())
+def test_models_with_quantized_weights_load_back_exactly(fit):
+    from autoreg.model import LinearPredictor, from_export
+    from autoreg.model_mlp import MLPPredictor
+    from autoreg.prep import Prep
+
+    X, q, n_out, mlp, rng = fit
+    prep = Prep().fit(X)
+    task, classes = ("regression", None) if n_out == 1 else ("multiclass", ["a", "b", "c"])
+    if mlp:
+        q2 = export.quantize(rng.standard_normal((n_out, n_out)), q.bits)
+        built = MLPPredictor.from_fit(prep, [q, q2], [rng.standard_normal(n_out),
+                                                      rng.standard_normal(n_out)], task, classes)
+    else:
+        built = LinearPredictor.from_fit(prep, q, rng.standard_normal(n_out), task, classes)
+    data = built.to_bytes()
+    meta, tensors = export.loads(data)
+    loaded = from_export(meta, tensors)
+    assert type(loaded) is type(built) and meta == built.meta
+    # Every quantized tensor is stored packed at its width and reads back as codes * scales.
+    header_entries = _entries(data)
+    for name, t in built.tensors.items():
+        if isinstance(t, export.Quantized):
+            assert header_entries[name][0] in ("q", "qb") and header_entries[name][3] == q.bits
+            assert tensors[name].tobytes() == t.dequantize().tobytes()
+        else:
+            np.testing.assert_array_equal(tensors[name], t)
+    np.testing.assert_array_equal(loaded.decision_function(X), built.decision_function(X))
+    np.testing.assert_array_equal(loaded.predict(X), built.predict(X))
+
+
+def _entries(data: bytes) -> dict:
+    import json
+    import struct
+
+    start = len(export.MAGIC) + 4
+    (hlen,) = struct.unpack("<I", data[len(export.MAGIC): start])
+    return json.loads(data[start: start + hlen])["tensors"]
+
+
+def test_a_saved_quantized_model_file_is_small_and_predicts_the_same(tmp_path):
+    import autoreg
+    from autoreg.model import LinearPredictor
+    from autoreg.prep import Prep
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 200))
+    prep = Prep().fit(X)
+    w = rng.standard_normal((200, 1))
+    q4 = LinearPredictor.from_fit(prep, export.quantize(w, 4), np.array([0.5]), "regression")
+    f32 = LinearPredictor.from_fit(prep, w, np.array([0.5]), "regression")
+    size = q4.save(tmp_path / "q4.autoreg")
+    assert size == (tmp_path / "q4.autoreg").stat().st_size == len(q4.to_bytes())
+    # 200 4-bit codes and a scale take at most 104 bytes, where float32 weights take 800 (the
+    # file adds one int8 exponent per column for the quantized model).
+    assert len(export.encode_tensor(q4.tensors["w_num"])[1]) <= 4 + 100
+    assert len(export.encode_tensor(f32.tensors["w_num"])[1]) == 800
+    assert f32.save(tmp_path / "f32.autoreg") - size >= 800 - 104 - 200 - 20
+    loaded = autoreg.load(tmp_path / "q4.autoreg")
+    np.testing.assert_array_equal(loaded.predict(X), q4.predict(X))
+    assert np.abs(loaded.predict(X) - f32.predict(X)).max() > 0  # it is the quantized model
