@@ -50,9 +50,14 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a server is down."""
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
 
+    # Credentials in the URL are not the host: asked without them, a server that wants them
+    # still answers (401), which is all this checks.
+    parts = urlsplit(uri)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+        urllib.request.urlopen(bare.rstrip("/") + "/health", timeout=timeout).close()
     except urllib.error.HTTPError:
         pass  # the server answered: reachable, whatever it thinks of /health
     except (OSError, ValueError) as exc:

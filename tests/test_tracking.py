@@ -260,3 +260,28 @@ def test_a_search_leaves_no_process_behind(tiny_regression, mlflow_uri):
     result = autoreg.search(X, y, n_trials=4, experiment="rec-test")
     assert result.mlflow_run_id and MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_a_server_url_with_credentials_is_checked_without_them():
+    """user:password@host is not a host name: the reachability check asks the host itself
+    (a server that wants the credentials still answers), and its errors show no password."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tracking._check_reachable(f"http://alice:p%40ss@127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+    with pytest.raises(tracking.TrackingError, match="unreachable") as info:
+        tracking._check_reachable("http://alice:s3cret@127.0.0.1:9")
+    assert "s3cret" not in str(info.value)
