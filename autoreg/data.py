@@ -76,8 +76,8 @@ def load(data, y=None, *, target: str | None = None, task: str = "auto") -> Data
         data.columns = [str(c) for c in data.columns]
         if data.columns.duplicated().any():
             twice = data.columns[data.columns.duplicated()][0]
-            raise DataError(f"column names must be unique, but {twice!r} names more than one "
-                            "column; rename them")
+            raise DataError(f"column names must be unique, but {_label(twice)!r} names more "
+                            "than one column; rename them")
         _check_finite_columns(data)
         X = data
     elif sp.issparse(data):
@@ -221,8 +221,9 @@ def _check_finite_columns(df: pd.DataFrame) -> None:
     if floats.shape[1]:
         bad = np.isinf(floats.to_numpy(dtype=np.float64, na_value=np.nan)).any(axis=0)
         if bad.any():
-            raise DataError(f"column {floats.columns[int(np.argmax(bad))]!r} holds infinite "
-                            "values; replace them or drop those rows")
+            column = floats.columns[int(np.argmax(bad))]
+            raise DataError(f"column {_label(column)!r} holds infinite values; replace them or "
+                            "drop those rows")
 
 
 def _no_such_column(name: str, columns) -> str:
@@ -271,8 +272,22 @@ def _check_informative(X) -> None:
 
 
 def _preview(cols) -> str:
-    cols = [str(c) for c in cols]
+    cols = [_label(c) for c in cols]
     return ", ".join(cols[:8]) + (f", ... ({len(cols)} in all)" if len(cols) > 8 else "")
+
+
+def _label(value, limit: int = 40) -> str:
+    """A name or value from the data as a short piece of a one-line message: control
+    characters (a quoted newline in a CSV header) escaped, anything long cut."""
+    text = str(value)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _shown(value) -> str:
+    """``repr(value)``, a string among them made a :func:`_label` first."""
+    return repr(_label(value)) if isinstance(value, str) else repr(value)
 
 
 def _as_target(y) -> np.ndarray:
@@ -291,8 +306,13 @@ def _as_target(y) -> np.ndarray:
         # Numbers held as Python objects are numbers: without this a float target would
         # look like labels and become a classification with one class per value.
         kind = pd.api.types.infer_dtype(y, skipna=False)
-        if kind in ("integer", "boolean"):
-            y = y.astype(np.int64 if kind == "integer" else bool)
+        if kind == "boolean":
+            y = y.astype(bool)
+        elif kind == "integer":
+            try:
+                y = y.astype(np.int64)
+            except OverflowError:  # integers past 64 bits: numbers still, as floats
+                y = y.astype(np.float64)
         elif kind in ("floating", "mixed-integer-float", "decimal"):
             y = y.astype(np.float64)
     if y.dtype == object or pd.api.types.is_string_dtype(y.dtype):
@@ -316,7 +336,7 @@ def _regression_target(y: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError):
         example = next((v for v in y if not _is_number(v)), None)
         raise DataError(f"task is regression but the target is not numeric (it holds "
-                        f"{str(example)!r}); use --task classification, or a numeric "
+                        f"{_shown(str(example))}); use --task classification, or a numeric "
                         "target") from None
 
 
@@ -342,7 +362,7 @@ def detect_task(y: np.ndarray, task: str = "auto") -> tuple[str, np.ndarray | No
             return "regression", None
     if len(classes) < 2:
         only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
-        raise DataError(f"the target has a single class ({only!r}); classification needs "
+        raise DataError(f"the target has a single class ({_shown(only)}); classification needs "
                         "at least two: check that --target names the right column")
     kind = "binary" if len(classes) == 2 else "multiclass"
     if task in ("binary", "multiclass") and task != kind:

@@ -3,9 +3,18 @@ SQLite store serves the whole session (creating one costs a second or two)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so that a run never fails by the luck of
+# the draw; HYPOTHESIS_PROFILE=explore draws new ones each time, to look for more.
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 
 @pytest.fixture(scope="session")

@@ -292,3 +292,25 @@ def test_no_varying_column_is_refused(extra):
 def test_a_target_in_another_case_is_suggested(frame):
     with pytest.raises(DataError, match="did you mean 'price'"):
         data.load(frame, target="Price")
+
+
+def test_a_target_with_integers_past_64_bits_is_numeric(tmp_path):
+    """pandas keeps such integers as Python objects; they are numbers all the same (found by
+    tests/test_data_properties.py: int64 conversion overflowed into an internal error)."""
+    path = tmp_path / "big.csv"
+    rows = "\n".join(f"{i},{v}" for i, v in enumerate([-9223372036854775809, *range(1, 40)]))
+    path.write_text("a,y\n" + rows + "\n")
+    ds = data.load(str(path), target="y")
+    assert ds.y.dtype == np.float64 and ds.y[0] == -9223372036854775809.0
+
+
+def test_odd_column_names_stay_one_short_line_in_messages(tmp_path):
+    """A quoted newline or a 2,000-character name in a CSV header (found by
+    tests/test_data_properties.py) is escaped and cut in the message."""
+    path = tmp_path / "odd.csv"
+    path.write_text('"a\nb",' + "9" * 2000 + ",c\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataError) as info:
+        data.load(str(path), target="y")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300
+    assert "a\\nb" in message and "999..." in message
