@@ -32,6 +32,62 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
 
 
+def config_defaults(command: click.Command, table: dict, path: str) -> dict:
+    """The defaults ``table`` (a job's TOML, top level or its ``[search]`` table) gives the
+    parameters of ``command``, by parameter name. A key is an option's long name with dashes
+    or underscores (``tracking-uri``, ``tracking_uri``), or ``data`` for the DATA argument; a
+    list becomes the comma-separated value its option takes. An unknown key is an error
+    naming it."""
+    from .errors import UsageError
+
+    if set(table) == {"search"} and isinstance(table["search"], dict):
+        table = table["search"]
+    names, shown = {}, []
+    for param in command.params:
+        if param.name == "config" or not param.expose_value:
+            continue
+        flags = [o[2:] for o in param.opts if o.startswith("--")] or [param.name]
+        shown += flags
+        for spelling in [param.name, *flags]:
+            names[spelling] = names[spelling.replace("-", "_")] = param.name
+    defaults = {}
+    for key, value in table.items():
+        if key not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), shown, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(f"unknown key {key!r} in {path}; {hint}the search options are: "
+                             f"{', '.join(sorted(shown))}")
+        if isinstance(value, dict):
+            raise UsageError(f"key {key!r} in {path} holds a table; give it a value")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        defaults[names[key]] = value
+    return defaults
+
+
+def _load_config(ctx, param, path):
+    """``--config FILE``: every search option from a TOML file; flags given too win."""
+    if not path:
+        return path
+    import tomllib
+
+    from .errors import UsageError
+
+    try:
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    ctx.default_map = {**(ctx.default_map or {}), **config_defaults(ctx.command, table, path)}
+    return path
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="autoreg")
 @click.option("--disable-plugin", "disable", multiple=True, metavar="NAME",
@@ -48,6 +104,10 @@ def cli(ctx, disable, modules):
 
 @cli.command()
 @click.argument("data", required=False)
+@click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+              callback=_load_config, help="TOML file of search options (keys: the option "
+              "names, e.g. trials = 50, techniques = [\"l1\", \"l2\"], data = \"diabetes\"); "
+              "options given as flags win.")
 @click.option("--target", help="Target column of a CSV/Parquet file.")
 @click.option("--task", default="auto", show_default=True,
               type=click.Choice(["auto", "regression", "classification", "binary", "multiclass"]))
