@@ -155,6 +155,11 @@ class _Session:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def __del__(self) -> None:
+        # Optuna's storages have no close(): a storage dropped by its program closes its
+        # connections here, rather than leaving them to the driver's warning.
+        self.close()
+
     def _connect_patiently(self):
         """Connect, trying for up to :data:`RECONNECT_SECONDS` while the server is away."""
         psycopg = _psycopg()

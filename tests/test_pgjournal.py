@@ -396,3 +396,18 @@ def test_workers_opening_a_new_database_at_once_all_get_in(journal_url):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_dropped_storage_closes_its_connections(journal_url):
+    """Optuna's storages have no close(): a journal storage a program drops closes its
+    database connections itself, not through the driver's ResourceWarning at collection."""
+    import gc
+    import warnings
+
+    store = open_storage(journal_url)
+    optuna.create_study(storage=store, study_name="dropped")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del store
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
