@@ -691,9 +691,6 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
         objective = Objective(ws, space, metric, objectives, models, key, constraints, seed,
                               trial_timeout)
-
-        from . import workers
-
         claim = workers.claim_lock(store, storage, study.study_name)
         joined = _join(study, claim)
         if log_mlflow and n_jobs < (os.cpu_count() or 1) \
