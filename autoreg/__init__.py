@@ -1,6 +1,7 @@
 """autoreg: automatic regularization selection with a Pareto front of error, sparsity and size.
 
-``import autoreg`` stays light: optuna, scikit-learn and mlflow load when a search runs.
+``import autoreg`` stays light: optuna, scikit-learn and mlflow load when a search runs (or,
+for scikit-learn, when an estimator is first named).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .technique import Choice, Float, Int, LinearContext, Technique
 __all__ = [
     "__version__", "search", "load", "SearchResult", "Technique", "Float", "Int", "Choice",
     "LinearContext", "hookimpl", "AutoRegError", "DataError", "UsageError", "PluginError",
-    "StudyError", "ExportFormatError",
+    "StudyError", "ExportFormatError", "AutoRegRegressor", "AutoRegClassifier",
 ]
 
 
@@ -27,4 +28,8 @@ def __getattr__(name):
         from .result import SearchResult
 
         return SearchResult
+    if name in ("AutoRegRegressor", "AutoRegClassifier"):
+        from . import estimators
+
+        return getattr(estimators, name)
     raise AttributeError(f"module 'autoreg' has no attribute {name!r}")

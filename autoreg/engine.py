@@ -28,7 +28,7 @@ from .prep import Prep
 from .registry import load_techniques
 from .result import SearchResult
 from .space import SearchSpace
-from .storage import ModelStore, open_storage, storage_fault, storage_faults
+from .storage import MEMORY, ModelStore, open_storage, storage_fault, storage_faults
 from .technique import CompressContext
 
 SAMPLERS = ("tpe", "random")
@@ -104,54 +104,89 @@ def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
     from .prep import column_groups
 
     validation = _check_validation(validation)
-    if not 0 < test_size < 1:
-        raise UsageError(f"test_size must be between 0 and 1, got {test_size}")
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) \
+            or not 0 <= test_size < 1:
+        raise UsageError(f"test_size must be 0 (no test split) or between 0 and 1, "
+                         f"got {test_size!r}")
     y = _encode_target(ds)
     classify = ds.task != "regression"
     n = ds.n_rows
     n_test = math.ceil(n * test_size)
-    if n - n_test < 4 or n_test < 1:
+    if test_size and (n - n_test < 4 or n_test < 1):
         raise DataError(f"{n} rows are too few: autoreg needs at least 5 rows to hold out a "
                         "test split and validate")
-    if classify:
+    if n < 4:
+        raise DataError(f"{n} rows are too few: autoreg needs at least 4 rows to validate")
+    if classify and test_size:
         counts = np.bincount(y, minlength=len(ds.classes))
         if counts.min() < 2:
             rare = ds.classes[int(np.argmin(counts))]
             raise DataError(f"class {rare!r} has {counts.min()} row; every class needs at least "
                             "2 rows to be split into training and test")
     idx = np.arange(n)
-    train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed,
-                                           stratify=y if classify else None)
-    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    if test_size:
+        train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed,
+                                               stratify=y if classify else None)
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    else:  # no test split: every row trains and validates, no test_error is measured
+        train_idx, test_idx = idx, idx[:0]
     n_train = len(train_idx)
     nnz = ds.X.nnz if ds.is_sparse else n * ds.n_columns
     col_groups = column_groups(groups, ds.n_columns,
                                list(ds.X.columns) if hasattr(ds.X, "columns") else None)
+    y_train = y[train_idx]
+    # A class with a single training row is trained on in every fold and never validated on
+    # (it cannot be in both); the other rows are split as usual.
+    alone = np.zeros(n_train, dtype=bool)
+    least = n_train
+    if classify:
+        counts = np.bincount(y_train, minlength=len(ds.classes))
+        single = counts == 1
+        if single.any():
+            if single.sum() == len(counts) or (counts > 1).sum() == 0:
+                raise DataError("every class has a single row; classification needs at least "
+                                "2 rows of some class to validate on")
+            alone = single[y_train]
+            names = ", ".join(repr(c.item() if isinstance(c, np.generic) else c)
+                              for c in ds.classes[single][:3])
+            warnings.warn(f"autoreg: class {names} has a single training row: it is trained "
+                          "on in every fold but never validated on", RuntimeWarning,
+                          stacklevel=4)
+        least = int(counts[~single].min())
+    rest = np.flatnonzero(~alone)
+    y_rest = y_train[rest]
     if validation == "auto":
         small = n_train <= AUTO_CV_MAX_ROWS and nnz <= AUTO_CV_MAX_NNZ
-        validation = DEFAULT_FOLDS if small and "mlp" not in families else "holdout"
-    y_train = y[train_idx]
+        if small and "mlp" not in families:
+            # As many folds as the data allow, up to the default: every fold trains on at
+            # least one row per class and validates on at least two rows.
+            validation = max(2, min(DEFAULT_FOLDS, len(rest) // 2, least))
+        else:
+            validation = "holdout"
     if validation == "holdout":
-        tr, va = train_test_split(np.arange(n_train), test_size=0.2, random_state=seed,
-                                  stratify=y_train if classify else None)
-        splits = [(np.sort(tr), np.sort(va))]
+        tr, va = train_test_split(np.arange(len(rest)), test_size=0.2, random_state=seed,
+                                  stratify=y_rest if classify else None)
+        splits = [(tr, va)]
         scheme = "holdout"
     else:
         k = int(validation)
-        if n_train < 2 * k:
-            raise DataError(f"{n_train} training rows are too few for {k}-fold "
+        if len(rest) < 2 * k:
+            raise DataError(f"{len(rest)} training rows are too few for {k}-fold "
                             "cross-validation; use fewer folds or more data")
         if classify:
-            least = int(np.bincount(y_train).min())
             if least < k:
-                rare = ds.classes[int(np.argmin(np.bincount(y_train)))]
+                counts = np.bincount(y_rest, minlength=len(ds.classes))
+                rare = ds.classes[int(np.argmin(np.where(counts > 0, counts, n_train)))]
                 raise DataError(f"class {rare!r} has {least} training rows, fewer than the {k} "
                                 f"folds; use --validation {max(least, 2)} or holdout")
             cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         else:
             cv = KFold(n_splits=k, shuffle=True, random_state=seed)
-        splits = list(cv.split(np.zeros(n_train), y_train if classify else None))
+        splits = list(cv.split(np.zeros(len(rest)), y_rest if classify else None))
         scheme = f"{k}-fold"
+    lone = np.flatnonzero(alone)
+    splits = [(np.sort(np.concatenate([rest[tr], lone])), np.sort(rest[va]))
+              for tr, va in splits]
     X_train_raw = ds.rows(train_idx)
     folds, fold_preps = [], []
     for tr, va in splits:
@@ -655,6 +690,10 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
                          f"got {n_jobs!r}")
     if n_jobs > 1:
         _worker_start()  # a bad $AUTOREG_WORKER_START fails before anything is made
+    if n_jobs > 1 and MEMORY in (storage, artifacts):
+        raise UsageError(f"n_jobs > 1 needs storage the worker processes share; a study or "
+                         f"models in {MEMORY} live in this process alone: give a storage "
+                         "path or URL")
     if n_jobs > 1 and not isinstance(sampler, str):
         raise UsageError("n_jobs > 1 needs a sampler by name (tpe or random): each worker "
                          "process builds its own, seeded apart")
@@ -679,16 +718,18 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
     recorder = None
     try:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        models = ModelStore(artifacts)  # a folder that cannot be made fails before any study
+        # A folder that cannot be made fails before any study.
+        models = ModelStore.open(artifacts, storage)
         store = open_storage(storage)
         from . import workers
 
-        if workers.server_dialect(store) is None:
+        if workers.server_dialect(store) is None and storage != MEMORY:
             with workers.file_lock(workers.lock_path(storage)):
                 pass  # a claim lock that cannot be taken fails here, before a study is made
         study, resumed = _open_study(store, study_name, settings, objectives, sampler_obj)
         key = _study_key(study.study_name)
-        study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
+        if models.root is not None:
+            study.set_user_attr("autoreg.artifacts", str(models.root.resolve()))
         objective = Objective(ws, space, metric, objectives, models, key, constraints, seed,
                               trial_timeout)
         claim = workers.claim_lock(store, storage, study.study_name)

@@ -213,7 +213,7 @@ def _tensor_nbytes(e: _Entry) -> int:
     return scales + (e.size + 7) // 8 + (e.nnz * e.bits + 7) // 8
 
 
-def _decode_quantized(e: _Entry, blob) -> np.ndarray:
+def _decode_quantized(e: _Entry, blob) -> Quantized:
     channels = e.shape[-1] if e.shape else 1
     scales = np.frombuffer(blob, "<f4", count=channels).astype(np.float32)
     if not np.isfinite(scales).all():
@@ -234,18 +234,22 @@ def _decode_quantized(e: _Entry, blob) -> np.ndarray:
         codes[np.flatnonzero(present[: e.size])] = vals
     if codes.size and np.abs(codes).max() > qmax:
         raise ExportFormatError("corrupt quantized tensor (a code is out of range)")
-    return Quantized(codes.reshape(e.shape), scales, e.bits).dequantize()
+    return Quantized(codes.reshape(e.shape), scales, e.bits)
 
 
-def decode_tensor(entry: list, blob) -> np.ndarray:
-    """The array an entry and exactly its bytes stand for; ExportFormatError if they disagree."""
+def decode_tensor(entry: list, blob, quantized: bool = False) -> np.ndarray:
+    """The array an entry and exactly its bytes stand for; ExportFormatError if they disagree.
+
+    A quantized tensor comes back as its float values, or with ``quantized=True`` as the
+    :class:`Quantized` it was written from (so that writing it again gives the same bytes)."""
     e = _parse_entry(entry)
     enc, dtype, shape, size, nnz = e.enc, e.dtype, e.shape, e.size, e.nnz
     blob = memoryview(blob)
     if len(blob) != _tensor_nbytes(e):
         raise ExportFormatError("tensor bytes do not match the header")
     if enc in ("q", "qb"):
-        return _decode_quantized(e, blob)
+        q = _decode_quantized(e, blob)
+        return q if quantized else q.dequantize()
     native = dtype.newbyteorder("=")
     if enc == "d":
         return np.frombuffer(blob, dtype=dtype, count=size).astype(native).reshape(shape)
@@ -288,8 +292,11 @@ def dumps(meta: dict, tensors: dict[str, np.ndarray]) -> bytes:
     return b"".join([MAGIC, _LEN.pack(len(header)), header, *blobs])
 
 
-def loads(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The inverse of :func:`dumps`; raises :class:`ExportFormatError` on anything else."""
+def loads(buf: bytes, *, quantized: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """The inverse of :func:`dumps`; raises :class:`ExportFormatError` on anything else.
+
+    ``quantized=True`` gives quantized tensors as :class:`Quantized` (see
+    :func:`decode_tensor`): what a predictor keeps, so that it saves the file it came from."""
     try:
         view = memoryview(buf).cast("B")
     except TypeError:
@@ -311,7 +318,7 @@ def loads(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
             n = _tensor_nbytes(_parse_entry(entry))
             if offset + n > len(view):
                 raise ExportFormatError("truncated autoreg model file")
-            tensors[name] = decode_tensor(entry, view[offset: offset + n])
+            tensors[name] = decode_tensor(entry, view[offset: offset + n], quantized)
             offset += n
     except ExportFormatError:
         raise
@@ -339,4 +346,4 @@ def load(path) -> object:
         raise ExportFormatError(f"{p} is a directory, not a model file") from None
     except OSError as exc:
         raise ExportFormatError(f"cannot read model file {p}: {exc.strerror or exc}") from None
-    return from_export(*loads(buf))
+    return from_export(*loads(buf, quantized=True))

@@ -199,7 +199,7 @@ def _predictor(model_bytes: bytes):
     from . import export
     from .model import from_export
 
-    return from_export(*export.loads(model_bytes))
+    return from_export(*export.loads(model_bytes, quantized=True))
 
 
 def _log(client, run_info, predictor, model_bytes, *, name, columns, tags,

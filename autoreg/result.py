@@ -28,7 +28,8 @@ class SearchResult:
     def __init__(self, study, *, store=None, models=None, storage_url=None):
         from optuna.trial import TrialState
 
-        self.study = study
+        self._study = study
+        self._study_name = study.study_name
         self.storage = store
         self.models = models
         self.storage_url = storage_url
@@ -153,10 +154,12 @@ class SearchResult:
         from . import export
         from .model import from_export
 
-        return from_export(*export.loads(self.model_bytes(trial)))
+        return from_export(*export.loads(self.model_bytes(trial), quantized=True))
 
     def measure_test_error(self, ws, metric) -> None:
         """Score front trials on the held-out test rows; stored on the study, measured once."""
+        if not len(ws.test_idx):
+            return  # searched with test_size=0: there is no test split
         X_test, y_test = ws.test_rows()
         stored = dict(self.study.user_attrs.get(TEST_ERRORS_ATTR, {}))
         for i, row in self.front.iterrows():
@@ -171,8 +174,30 @@ class SearchResult:
             self.study.set_user_attr(TEST_ERRORS_ATTR, stored)
 
     @property
+    def study(self):
+        """The Optuna study (opened again from ``storage_url`` after unpickling)."""
+        if self._study is None:
+            import optuna
+
+            from .storage import open_storage
+
+            self.storage = open_storage(self.storage_url)
+            self._study = optuna.load_study(study_name=self._study_name, storage=self.storage)
+        return self._study
+
+    @property
     def study_name(self) -> str:
-        return self.study.study_name
+        return self._study_name
+
+    def __getstate__(self) -> dict:
+        # A study in memory travels with the result; one in a file or database is opened
+        # again from its URL when it is next asked for.
+        from optuna.storages import InMemoryStorage
+
+        state = self.__dict__.copy()
+        if not isinstance(self.storage, InMemoryStorage):
+            state["_study"] = state["storage"] = None
+        return state
 
     def __repr__(self) -> str:
         return (f"<SearchResult study={self.study_name!r} trials={len(self.trials)} "

@@ -19,6 +19,8 @@ _SCHEME_WITHOUT_SLASHES = re.compile(
     r"^(sqlite|postgresql|postgres|mysql|oracle|mssql|journal\+postgresql)(\+[\w.-]+)?:(?!//)")
 #: Seconds a write to an SQLite storage waits for another process's write transaction.
 SQLITE_BUSY_SECONDS = 30.0
+#: The storage (and model store) that lives in this process only and writes nothing to disk.
+MEMORY = ":memory:"
 
 
 def home() -> Path:
@@ -57,6 +59,8 @@ def open_storage(url: str | None):
     import optuna
 
     url = url or default_storage()
+    if url == MEMORY:
+        return optuna.storages.InMemoryStorage()
     if _URL.match(url):
         import warnings
 
@@ -299,6 +303,14 @@ class ModelStore:
     def put(self, artifact_id: str, data: bytes) -> None:
         self._store.write(artifact_id, io.BytesIO(data))
 
+    @staticmethod
+    def open(root: str | os.PathLike | None = None, storage: str | None = None):
+        """The store for ``root``; one in memory for ``root=":memory:"``, or with no root when
+        the study itself lives in memory."""
+        if root == MEMORY or (root is None and storage == MEMORY):
+            return MemoryModelStore()
+        return ModelStore(root)
+
     def get(self, artifact_id: str) -> bytes:
         from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -307,3 +319,22 @@ class ModelStore:
                 return fh.read()
         except ArtifactNotFound:
             raise StudyError(f"model file {artifact_id} is missing from {self.root}") from None
+
+
+class MemoryModelStore:
+    """Trial models kept in this process (``":memory:"``): nothing is written to disk, and a
+    result holding them pickles whole."""
+
+    root = None
+
+    def __init__(self):
+        self._files: dict[str, bytes] = {}
+
+    def put(self, artifact_id: str, data: bytes) -> None:
+        self._files[artifact_id] = bytes(data)
+
+    def get(self, artifact_id: str) -> bytes:
+        try:
+            return self._files[artifact_id]
+        except KeyError:
+            raise StudyError(f"model {artifact_id} is not in this in-memory store") from None

@@ -27,7 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .storage import default_storage
+from .storage import MEMORY, default_storage
 
 #: How often (seconds) a worker on a database storage records that its trial is alive.
 HEARTBEAT_ENV = "AUTOREG_HEARTBEAT"
@@ -296,6 +296,8 @@ def claim_lock(store, storage: str | None, study_name: str, purpose: str = "clai
     MySQL's ``GET_LOCK``.
     """
     dialect = server_dialect(store)
+    if storage == MEMORY:
+        return contextlib.nullcontext  # a study in memory has this process alone
     if dialect is None:
         path = lock_path(storage, purpose)
         return lambda: file_lock(path)

@@ -170,3 +170,23 @@ def test_a_saved_quantized_model_file_is_small_and_predicts_the_same(tmp_path):
     loaded = autoreg.load(tmp_path / "q4.autoreg")
     np.testing.assert_array_equal(loaded.predict(X), q4.predict(X))
     assert np.abs(loaded.predict(X) - f32.predict(X)).max() > 0  # it is the quantized model
+
+
+@pytest.mark.parametrize("family", ["linear", "mlp"])
+def test_a_loaded_quantized_model_saves_the_bytes_it_came_from(family, tmp_path):
+    """``result.model(t).save`` and ``autoreg.load(f).save`` write the very file measured as
+    ``size_bytes``, quantized weights still packed at their bit width."""
+    import autoreg
+
+    extra = dict(hidden="8") if family == "mlp" else {}
+    result = autoreg.search("diabetes", techniques=["l2", "quantization"], families=[family],
+                            n_trials=8, log_mlflow=False, storage=":memory:", **extra)
+    quantized = result.trials[result.trials["quantization"].astype(bool)]
+    assert len(quantized)
+    for trial in quantized["trial"]:
+        stored = result.model_bytes(trial)
+        assert result.model(trial).to_bytes() == stored
+        (tmp_path / "m.autoreg").write_bytes(stored)
+        size = autoreg.load(tmp_path / "m.autoreg").save(tmp_path / "again.autoreg")
+        assert size == len(stored) == result.trials.set_index("trial").loc[trial, "size_bytes"]
+        assert (tmp_path / "again.autoreg").read_bytes() == stored

@@ -233,8 +233,11 @@ def test_bad_arguments(tiny_regression, kwargs, error, match):
 def test_too_few_rows_for_folds():
     X = np.arange(16, dtype=float).reshape(8, 2)
     y = np.arange(8, dtype=float) * 1.5
-    with pytest.raises(DataError, match="too few for 5-fold"):
-        autoreg.search(X, y, n_trials=2, log_mlflow=False)
+    with pytest.raises(DataError, match="6 training rows are too few for 5-fold"):
+        autoreg.search(X, y, validation=5, n_trials=2, log_mlflow=False)
+    # auto takes as many folds as 6 rows allow
+    result = autoreg.search(X, y, n_trials=2, log_mlflow=False)
+    assert result.settings["validation"] == "3-fold"
 
 
 def test_sampler_object_is_used(tiny_regression):
@@ -244,3 +247,61 @@ def test_sampler_object_is_used(tiny_regression):
     result = autoreg.search(X, y, sampler=optuna.samplers.RandomSampler(seed=5), **FAST)
     assert result.settings["sampler"] == "RandomSampler"
     assert isinstance(result.study.sampler, optuna.samplers.RandomSampler)
+
+
+# -- no test split, a study in memory, tiny classes ---------------------------------------------
+def test_test_size_zero_trains_on_every_row_and_measures_no_test_error(tiny_regression):
+    X, y = tiny_regression
+    result = autoreg.search(X, y, test_size=0, **FAST)
+    assert len(result.test_index) == 0
+    assert result.front["test_error"].isna().all()
+    assert result.settings["validation"] == "5-fold"
+    # The pick was fitted on all 60 rows: refitting on 48 of them gives another model.
+    held = autoreg.search(X, y, test_size=0.2, **FAST)
+    assert len(held.test_index) == 12
+    assert not np.allclose(result.model(0).predict(X), held.model(0).predict(X))
+
+
+def test_memory_storage_writes_nothing_and_pickles_whole(tiny_regression, isolated):
+    import pickle
+
+    X, y = tiny_regression
+    before = sorted(p.name for p in isolated.rglob("*"))
+    result = autoreg.search(X, y, storage=":memory:", **FAST)
+    assert sorted(p.name for p in isolated.rglob("*")) == before
+    back = pickle.loads(pickle.dumps(result))
+    pick = result.pick()
+    assert back.pick()["trial"] == pick["trial"]
+    np.testing.assert_array_equal(back.model(pick).predict(X), result.model(pick).predict(X))
+    assert len(back.study.trials) == 12
+    with pytest.raises(UsageError, match="n_jobs > 1 needs storage the worker processes share"):
+        autoreg.search(X, y, storage=":memory:", n_jobs=2, **FAST)
+
+
+def test_a_result_on_a_journal_file_pickles_and_reopens_its_study(tiny_regression, tmp_path):
+    import pickle
+
+    X, y = tiny_regression
+    result = autoreg.search(X, y, storage=str(tmp_path / "s.journal"), **FAST)
+    back = pickle.loads(pickle.dumps(result))
+    assert back._study is None  # not carried along: opened from its file when asked for
+    assert [t.number for t in back.study.best_trials] == \
+        [t.number for t in result.study.best_trials]
+    np.testing.assert_array_equal(back.model(result.pick()).predict(X),
+                                  result.model(result.pick()).predict(X))
+
+
+def test_auto_validation_uses_as_many_folds_as_tiny_classes_allow():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = np.array(["a"] * 25 + ["b"] * 12 + ["c"] * 3)
+    result = autoreg.search(X, y, test_size=0, **FAST)
+    assert result.settings["validation"] == "3-fold"
+    # One row of a class: trained on in every fold, never validated on, with a warning.
+    y1 = np.array(["a"] * 26 + ["b"] * 13 + ["c"])
+    with pytest.warns(RuntimeWarning, match="class 'c' has a single training row"):
+        one = autoreg.search(X, y1, test_size=0, **FAST)
+    assert one.settings["validation"] == "5-fold"
+    assert set(one.model(one.pick()).classes_) == {"a", "b", "c"}
+    with pytest.raises(DataError, match="every class has a single row"):
+        autoreg.search(X[:5], list("abcde"), test_size=0, **FAST)
