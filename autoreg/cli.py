@@ -108,56 +108,72 @@ def cli(ctx, disable, modules):
               callback=_load_config, help="TOML file of search options (keys: the option "
               "names, e.g. trials = 50, techniques = [\"l1\", \"l2\"], data = \"diabetes\"); "
               "options given as flags win.")
-@click.option("--target", help="Target column of a CSV/Parquet file.")
+@click.option("--target", metavar="COLUMN", help="Target column of a CSV/Parquet file.")
 @click.option("--task", default="auto", show_default=True,
-              type=click.Choice(["auto", "regression", "classification", "binary", "multiclass"]))
-@click.option("--techniques", help="Comma-separated techniques to search (default: all, plus "
-              "'none', the unpenalized baseline).")
-@click.option("--family", "families", help="Comma-separated model families: linear, mlp "
-              "(default: linear).")
-@click.option("--hidden", help="Hidden layer sizes of the mlp family, e.g. 128,64 "
-              "(default: 128,64).")
+              type=click.Choice(["auto", "regression", "classification", "binary", "multiclass"]),
+              help="'auto' tells regression from classification by the target.")
+@click.option("--techniques", metavar="LIST", help="Comma-separated techniques to search "
+              "(default: all, plus 'none', the unpenalized baseline).")
+@click.option("--family", "families", metavar="LIST", help="Comma-separated model families: "
+              "linear, mlp (default: linear).")
+@click.option("--hidden", metavar="SIZES", help="Hidden layer sizes of the mlp family, e.g. "
+              "128,64 (default: 128,64).")
 @click.option("--groups", "groups_file", type=click.Path(dir_okay=False),
               help="JSON file of feature groups for group_lasso: a list of column lists or an "
               "object of named column lists (default: one group per input column).")
 @click.option("--objectives", default="error,sparsity,size", show_default=True,
-              help="Comma-separated objectives: error, sparsity, size.")
-@click.option("--metric", help="Error metric: rmse, log_loss, or a scikit-learn scorer name.")
-@click.option("--validation", default="auto", show_default=True,
+              metavar="LIST", help="Comma-separated objectives: error, sparsity, size.")
+@click.option("--metric", metavar="NAME", help="Error metric: rmse, log_loss, or a "
+              "scikit-learn scorer name.")
+@click.option("--validation", default="auto", show_default=True, metavar="auto|holdout|K",
               help="'auto', 'holdout' or a number of cross-validation folds.")
-@click.option("--test-size", default=0.2, show_default=True, type=float,
-              help="Fraction of rows held out as the test split.")
+@click.option("--test-size", default=0.2, show_default=True, type=float, metavar="FRACTION",
+              help="Fraction of rows held out as the test split that scores the front; 0 "
+                   "holds out none.")
 @click.option("--trials", default=SEARCH_DEFAULTS["trials"], show_default=True, type=int,
+              metavar="N",
               help="Total trials of the study (a resumed study runs only the rest).")
-@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Stop starting new trials "
+              "after this many seconds.")
 @click.option("--trial-timeout", type=float, metavar="SECONDS", help="Stop and fail a trial "
               "that runs longer; the search goes on.")
 @click.option("--sampler", default="tpe", show_default=True,
               type=click.Choice(["tpe", "random"]),
               help="Optuna sampler (the Python API also takes a sampler object).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, metavar="N",
+              help="Random seed: the same seed on one worker gives the same front.")
 @click.option("--no-paths", is_flag=True, help="Sample every trial; do not walk the linear "
               "penalties' regularization paths first.")
-@click.option("--storage", help="Journal file, Optuna RDB URL (postgresql+psycopg://...) or "
-              "journal+postgresql://... (default: .autoreg/studies.journal, or "
-              "$AUTOREG_HOME).")
-@click.option("--study", "study_name", help="Study name; an existing study is resumed.")
-@click.option("--artifacts", help="Folder for trial model files (default: .autoreg/artifacts).")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own default).")
-@click.option("--experiment", help="MLflow experiment name (default: autoreg).")
+@click.option("--storage", metavar="URL", help="Journal file, Optuna RDB URL "
+              "(postgresql+psycopg://...) or journal+postgresql://... (default: "
+              "studies.journal in $AUTOREG_HOME, else in .autoreg).")
+@click.option("--study", "study_name", metavar="NAME", help="Study name; an existing study is "
+              "resumed (default: a new name from the data and the time).")
+@click.option("--artifacts", metavar="FOLDER", help="Folder for trial model files (default: "
+              "artifacts in $AUTOREG_HOME, else in .autoreg).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLflow's own "
+              "default, $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).")
+@click.option("--experiment", metavar="NAME", help="MLflow experiment name (default: autoreg).")
 @click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
 @click.option("--log-trials", default="front", show_default=True,
               type=click.Choice(["front", "all"]),
               help="Child runs in MLflow for the front trials (with models) or all trials.")
-@click.option("--register", help="Register the pick in the MLflow Model Registry under this "
-              "name.")
-@click.option("--jobs", default=1, show_default=True, type=int, help="Worker processes.")
-@click.option("--max-size", type=int, help="Constraint: model file at most this many bytes.")
-@click.option("--min-sparsity", type=float, help="Constraint: at least this fraction of zeros.")
-@click.option("--max-error", type=float, help="Constraint: validation error at most this.")
+@click.option("--register", metavar="NAME", help="Register the pick in the MLflow Model "
+              "Registry under this name.")
+@click.option("--jobs", default=1, show_default=True, type=int, metavar="N",
+              help="Worker processes on this machine sharing the study.")
+@click.option("--max-size", type=int, metavar="BYTES", help="Constraint: model file at most "
+              "this many bytes.")
+@click.option("--min-sparsity", type=float, metavar="FRACTION", help="Constraint: at least "
+              "this fraction of zeros.")
+@click.option("--max-error", type=float, metavar="ERROR", help="Constraint: validation error at "
+              "most this.")
 @click.option("--pick", "rule", default="within", show_default=True,
-              type=click.Choice(["within", "1se", "knee"]), help="Rule that picks one model.")
-@click.option("--tolerance", default=0.01, show_default=True, type=float,
+              type=click.Choice(["within", "1se", "knee"]), help="Rule that picks one model "
+              "(marked * in the table): 'within', the smallest model within --tolerance of the "
+              "best error; '1se', the smallest within one standard error of it (with "
+              "cross-validation); 'knee', the one nearest the ideal point.")
+@click.option("--tolerance", default=0.01, show_default=True, type=float, metavar="FRACTION",
               help="Relative error tolerance of the 'within' rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, nothing else.")
 @click.pass_obj
@@ -372,17 +388,23 @@ def _open_result(study_name, storage, artifacts):
 
 @cli.command()
 @click.argument("study")
-@click.option("--storage", help="Optuna storage URL or journal file.")
+@click.option("--storage", metavar="URL", help="Optuna storage URL or journal file of the study "
+              "(default: as for search).")
 @click.option("--pick", "rule", default="within", show_default=True,
-              type=click.Choice(["within", "1se", "knee"]))
-@click.option("--tolerance", default=0.01, show_default=True, type=float)
+              type=click.Choice(["within", "1se", "knee"]), help="Rule that picks one model "
+              "(as for search).")
+@click.option("--tolerance", default=0.01, show_default=True, type=float, metavar="FRACTION",
+              help="Relative error tolerance of the 'within' rule.")
 @click.option("--log", "log", is_flag=True, help="(Re)log the study to MLflow: the parent run, "
               "plots, child runs and models.")
-@click.option("--tracking-uri", help="MLflow tracking URI for --log (default: MLflow's own).")
-@click.option("--experiment", help="MLflow experiment for --log (default: autoreg).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI for --log (default: "
+              "MLflow's own).")
+@click.option("--experiment", metavar="NAME", help="MLflow experiment for --log (default: "
+              "autoreg).")
 @click.option("--log-trials", default="front", show_default=True,
               type=click.Choice(["front", "all"]), help="With --log: which trials get runs.")
-@click.option("--register", help="With --log: register the pick under this model name.")
+@click.option("--register", metavar="NAME", help="With --log: register the pick under this "
+              "model name.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def front(study, storage, rule, tolerance, log, tracking_uri, experiment, log_trials, register,
           as_json):
@@ -410,11 +432,13 @@ def front(study, storage, rule, tolerance, log, tracking_uri, experiment, log_tr
 
 @cli.command()
 @click.argument("study")
-@click.option("--trial", type=int, help="Trial number (default: the pick).")
+@click.option("--trial", type=int, metavar="N", help="Trial number (default: the pick).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="File to write.")
-@click.option("--storage", help="Optuna storage URL or journal file.")
-@click.option("--artifacts", help="Folder of trial model files, if not where the study says.")
+@click.option("--storage", metavar="URL", help="Optuna storage URL or journal file of the study "
+              "(default: as for search).")
+@click.option("--artifacts", metavar="FOLDER", help="Folder of trial model files, if not where "
+              "the study says.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def export(study, trial, output, storage, artifacts, as_json):
     """Write a trial's model of STUDY in the compact format (load with autoreg.load)."""
@@ -432,7 +456,8 @@ def export(study, trial, output, storage, artifacts, as_json):
     from .export import loads
     from .model import from_export
 
-    from_export(*loads(data))  # a damaged or replaced model file is refused, not passed on
+    # A damaged or replaced model file is refused, not passed on.
+    from_export(*loads(data, quantized=True))
     try:
         with open(output, "wb") as fh:
             fh.write(data)
@@ -447,13 +472,13 @@ def export(study, trial, output, storage, artifacts, as_json):
 
 
 @cli.command()
-@click.option("--tracking-uri", help="The MLflow store to show (default: the one --study was "
-              "logged to, else MLflow's default, sqlite:///mlflow.db here).")
-@click.option("--study", help="Show the store this study was logged to.")
-@click.option("--storage", help="Optuna storage of --study.")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--tracking-uri", metavar="URI", help="The MLflow store to show (default: the "
+              "one --study was logged to, else MLflow's default, sqlite:///mlflow.db here).")
+@click.option("--study", metavar="NAME", help="Show the store this study was logged to.")
+@click.option("--storage", metavar="URL", help="Optuna storage of --study.")
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address to bind; anything but loopback exposes the UI to the network.")
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 def ui(tracking_uri, study, storage, host, port, dry_run):
     """Start the MLflow UI on a search's tracking store, bound to 127.0.0.1 by default."""

@@ -772,5 +772,4 @@ def run_location(run_id: str, tracking_uri=None) -> str:
         uri = mlflow.get_tracking_uri()
     if uri.startswith("http"):
         return f"MLflow run {run_id}: {redact(uri).rstrip('/')}/#/experiments/-/runs/{run_id}"
-    return (f"MLflow run {run_id} in {redact(uri)} "
-            f"(view: mlflow ui --backend-store-uri {redact(uri)})")
+    return f"MLflow run {run_id} in {redact(uri)} (view: autoreg ui --tracking-uri {redact(uri)})"
