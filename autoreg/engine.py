@@ -423,6 +423,7 @@ class Objective:
         """
         import optuna
 
+        from . import workers
         from .space import _Given
 
         added = 0
@@ -431,17 +432,20 @@ class Objective:
                 break
             recipe = self.space.sample(_Given(params))
             artifact = f"{self.study_key}-path{added:04d}.autoreg"
+            # Like a sampled trial, a walked one records the process that measured it.
+            tags = {workers.PROCESS_ATTR: workers.process_tag(), workers.WALKED_ATTR: True}
             try:
                 with _blaming(recipe):
                     values, attrs, constraints = self.evaluate(recipe, artifact)
                 trial = optuna.trial.create_trial(
                     params=params, distributions=distributions, values=values,
-                    user_attrs={"autoreg": attrs}, constraints=constraints or None)
+                    user_attrs={"autoreg": attrs, **tags}, constraints=constraints or None)
             except Exception as exc:  # recorded as a failed trial, as the sampler's would be
                 trial = optuna.trial.create_trial(
                     state=optuna.trial.TrialState.FAIL, params=params,
                     distributions=distributions,
-                    user_attrs={"fail_reason": _fail_reason(exc, self.space.registered)})
+                    user_attrs={"fail_reason": _fail_reason(exc, self.space.registered),
+                                **tags})
             study.add_trial(trial)
             added += 1
             if on_point is not None:
@@ -735,7 +739,7 @@ def search(data=None, y=None, *, target=None, task="auto", techniques=None, fami
         claim = workers.claim_lock(store, storage, study.study_name)
         joined = _join(study, claim)
         if log_mlflow and n_jobs < (os.cpu_count() or 1) \
-                and not (joined and workers.running_elsewhere(study)):
+                and not (joined and workers.others_at_work(study)):
             from .tracking import Recorder
 
             # Another process gets MLflow ready while the trials run, on a core they leave

@@ -36,6 +36,8 @@ DEFAULT_HEARTBEAT = 10
 MAX_RETRY = 2
 #: The user attribute naming the process that runs a trial (host, pid, process start time).
 PROCESS_ATTR = "autoreg.process"
+#: Set on trials added by walking a penalty's regularization path (not sampled).
+WALKED_ATTR = "autoreg.walked"
 #: The failure reason of a trial abandoned because its worker was stopped (Ctrl-C, SIGTERM).
 INTERRUPTED = "interrupted: its worker was stopped"
 #: A RUNNING trial not yet tagged with its process after this long lost its worker (tagging
@@ -236,6 +238,24 @@ def running_elsewhere(study, trials=None) -> int:
     me = process_tag()
     return sum(1 for t in trials
                if t.state == TrialState.RUNNING and t.user_attrs.get(PROCESS_ATTR) != me)
+
+
+def others_at_work(study, within: float = 30.0) -> bool:
+    """Whether other processes are running trials of ``study`` or finished one in the last
+    ``within`` seconds (workers started together find each other so even while none of them
+    happens to be inside a trial)."""
+    import datetime
+
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE,
+                                                      TrialState.FAIL))
+    if running_elsewhere(study, trials):
+        return True
+    me = process_tag()
+    since = datetime.datetime.now() - datetime.timedelta(seconds=within)
+    return any(t.datetime_complete is not None and t.datetime_complete >= since
+               and t.user_attrs.get(PROCESS_ATTR) != me for t in trials)
 
 
 def lock_path(storage: str | None, purpose: str = "claim") -> Path:

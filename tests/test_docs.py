@@ -189,8 +189,6 @@ def test_the_plugin_guide_code_is_a_working_plugin(tmp_path, monkeypatch, capsys
 # -- the README -------------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Linked before it exists: written alongside this README; drop it from here once it lands.
-PENDING = {"examples/README.md"}
 
 
 def test_the_readme_picture_is_a_real_png():
@@ -226,8 +224,6 @@ def test_the_readme_and_docs_link_to_files_and_headings_that_exist():
             if re.match(r"[a-z]+:", target):
                 continue
             path = (page.parent / target).resolve() if target else page
-            if str(path.relative_to(ROOT)) in PENDING:
-                continue
             assert path.exists(), f"{page.name} links to {target}, which does not exist"
             if anchor and path.suffix == ".md":
                 assert anchor in _anchors(path), f"{page.name} links to a missing #{anchor}"

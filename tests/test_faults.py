@@ -230,8 +230,10 @@ def test_the_path_walk_respects_the_time_limit(plugin, tiny_regression):
     started = time.monotonic()
     result = autoreg.search(X, y, techniques=["fault", "none"], plugins=[module], n_trials=8,
                             sampler="random", trial_timeout=0.3, log_mlflow=False)
-    # Walked points are added to the study, not sampled by a tagged process.
-    walked = [t for t in result.study.trials if workers.PROCESS_ATTR not in t.user_attrs]
+    # Walked points are added to the study, marked walked and by the process that measured them.
+    walked = [t for t in result.study.trials if t.user_attrs.get(workers.WALKED_ATTR)]
+    assert {t.user_attrs[workers.PROCESS_ATTR] for t in result.study.trials} \
+        == {workers.process_tag()}
     assert [t.state.name for t in walked] == ["FAIL"] * 3 + ["COMPLETE"]  # fault x 3, none
     assert set(result.failed["reason"]) == {
         "exceeded the per-trial time limit of 0.3 s (technique 'fault')"}

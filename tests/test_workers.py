@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 import autoreg
-from autoreg import datasets
+from autoreg import datasets, workers
 from autoreg.cli import main
 from autoreg.errors import UsageError
 from autoreg.workers import budget_used, file_lock, lock_path, run_trials
@@ -139,3 +139,27 @@ def test_bad_worker_start_fails_before_a_study_is_made(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="AUTOREG_WORKER_START must be fork or spawn"):
         autoreg.search("diabetes", n_trials=2, n_jobs=2, storage=storage, log_mlflow=False)
     assert not (tmp_path / "s.journal").exists()
+
+
+def test_others_at_work_sees_recent_trials_of_other_processes():
+    """A process joining a study whose workers are between trials still sees them at work (and
+    so leaves the MLflow record, with its recorder process, to the last of them)."""
+    import datetime
+
+    import optuna
+
+    def finished(process, seconds_ago):
+        trial = optuna.trial.create_trial(
+            params={}, distributions={}, values=[1.0],
+            user_attrs={workers.PROCESS_ATTR: process})
+        trial.datetime_start = trial.datetime_complete = \
+            datetime.datetime.now() - datetime.timedelta(seconds=seconds_ago)
+        return trial
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    study.add_trial(finished(workers.process_tag(), 0))  # this process's own
+    study.add_trial(finished("other-host:1:1", 120))  # another's, long ago: a resumed study
+    assert not workers.others_at_work(study)
+    study.add_trial(finished("other-host:1:1", 5))
+    assert workers.others_at_work(study)
+    assert not workers.others_at_work(study, within=1.0)
