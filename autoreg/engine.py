@@ -143,7 +143,7 @@ def prepare(ds: data_mod.Dataset, validation="auto", test_size: float = 0.2,
         counts = np.bincount(y_train, minlength=len(ds.classes))
         single = counts == 1
         if single.any():
-            if single.sum() == len(counts) or (counts > 1).sum() == 0:
+            if not (counts > 1).any():
                 raise DataError("every class has a single row; classification needs at least "
                                 "2 rows of some class to validate on")
             alone = single[y_train]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,9 +195,16 @@ class SearchResult:
         # again from its URL when it is next asked for.
         from optuna.storages import InMemoryStorage
 
+        from .storage import ModelStore, default_storage
+
         state = self.__dict__.copy()
         if not isinstance(self.storage, InMemoryStorage):
             state["_study"] = state["storage"] = None
+            # Paths relative to this working folder would point elsewhere in another one.
+            url = self.storage_url or default_storage()
+            state["storage_url"] = url if "://" in url else str(Path(url).resolve())
+            if isinstance(self.models, ModelStore) and not self.models.root.is_absolute():
+                state["models"] = ModelStore(self.models.root.resolve())
         return state
 
     def __repr__(self) -> str:

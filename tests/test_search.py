@@ -305,3 +305,21 @@ def test_auto_validation_uses_as_many_folds_as_tiny_classes_allow():
     assert set(one.model(one.pick()).classes_) == {"a", "b", "c"}
     with pytest.raises(DataError, match="every class has a single row"):
         autoreg.search(X[:5], list("abcde"), test_size=0, **FAST)
+
+
+def test_a_pickled_result_finds_its_default_storage_from_another_folder(tiny_regression,
+                                                                        isolated, monkeypatch):
+    import pickle
+
+    X, y = tiny_regression
+    monkeypatch.setenv("AUTOREG_HOME", ".autoreg")  # relative to the working folder, as by default
+    result = autoreg.search(X, y, **FAST)
+    blob = pickle.dumps(result)
+    expected = result.model(result.pick()).predict(X)
+    elsewhere = isolated / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    back = pickle.loads(blob)
+    assert len(back.study.trials) == 12
+    np.testing.assert_array_equal(back.model(back.pick()).predict(X), expected)
+    assert not (elsewhere / ".autoreg").exists()
