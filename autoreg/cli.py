@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import warnings
 
@@ -490,6 +491,11 @@ def ui(tracking_uri, study, storage, host, port, dry_run):
     if tracking_uri is None and study is not None:
         tracking_uri = _open_result(study, storage, None).study.user_attrs.get(
             "autoreg.tracking_uri")
+        if tracking_uri is not None and re.search(
+                r"://[^/?#]*:\*\*\*@|[?&;](password|passwd|pwd)=\*\*\*", tracking_uri):
+            # Studies keep no passwords: the user gives this one.
+            raise UsageError(f"study {study!r} was logged to {tracking_uri}, kept without its "
+                             "password: give the store with --tracking-uri")
     if tracking_uri is None:
         import mlflow
 

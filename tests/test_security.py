@@ -497,11 +497,20 @@ def test_a_search_on_password_protected_servers_records_no_password(  # noqa: F8
     assert doc["mlflow_run_id"] and doc["storage"] == redact(storage)
     outputs = [out, err]
     for argv in (["front", "sec", "--storage", storage],
-                 ["export", "sec", "-o", str(tmp_path / "m.autoreg"), "--storage", storage],
-                 ["ui", "--study", "sec", "--storage", storage, "--dry-run"]):
+                 ["export", "sec", "-o", str(tmp_path / "m.autoreg"), "--storage", storage]):
         code, out, err = run(leaks.capsys, *argv)
         assert code == 0, err
         outputs += [out, err]
+    # The study keeps the store without its password: the UI asks for it, in one line.
+    code, out, err = run(leaks.capsys, "ui", "--study", "sec", "--storage", storage,
+                         "--dry-run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"was logged to {redact(tracking)}, kept without its password: give the store " \
+        "with --tracking-uri" in err
+    outputs += [out, err]
+    code, out, err = run(leaks.capsys, "ui", "--tracking-uri", tracking, "--dry-run")
+    assert code == 0 and "MLFLOW_BACKEND_STORE_URI=" in out, err
+    outputs += [out, err]
     # The study: its attributes and every trial's.
     outputs.append(study_record(optuna.load_study(study_name="sec", storage=storage)))
     # MLflow: every run's params and tags, every logged model's, and every artifact.
