@@ -83,7 +83,9 @@ def _check_retried(study, killed: int) -> optuna.trial.FrozenTrial:
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_the_budget_kept(tmp_path):
-    env = _env(tmp_path, 0.5)
+    # Slow trials of 1.5 s: each one is a second-long window in which to find it begun, even
+    # when polling the study is slow on a loaded machine.
+    env = _env(tmp_path, 1.5)
     storage = str(tmp_path / "crash.journal")
     proc = subprocess.Popen(_search(storage, "crash", 24, "--jobs", "3", "--no-mlflow",
                                     "--json"),
